@@ -1,0 +1,104 @@
+"""The manifest written next to the graphs, and the check the runtime makes before trusting them.
+
+A graph set is identified by what went into it (weights bytes, layers, pooling, opset, graph
+format). The runtime refuses a set whose manifest disagrees with what it asked for, or whose
+files no longer hash to what the manifest recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+from .errors import ExportError
+from .sources import sha256_file
+
+#: Bumped whenever the graphs' inputs, outputs or meaning change; old exports are then redone.
+GRAPH_FORMAT = "nst-graphs/1"
+MANIFEST = "manifest.json"
+FEATURE_FILE = "feature.onnx"
+GRADIENT_FILE = "gradient.onnx"
+
+
+@dataclass(frozen=True)
+class GraphKey:
+    """What a graph set is made from; two exports with equal keys produce the same graphs."""
+
+    source: str
+    source_sha256: str
+    layers: tuple[str, ...]
+    pooling: str
+    opset: int
+
+    def to_json(self) -> dict:
+        return {
+            "format": GRAPH_FORMAT,
+            "source": self.source,
+            "source_sha256": self.source_sha256,
+            "layers": list(self.layers),
+            "pooling": self.pooling,
+            "opset": self.opset,
+        }
+
+
+def package_version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def exporter_versions() -> dict[str, str]:
+    return {
+        "nst": package_version("nst"),
+        "torch": package_version("torch"),
+        "onnx": package_version("onnx"),
+        "onnxscript": package_version("onnxscript"),
+        "python": sys.version.split()[0],
+    }
+
+
+def read_manifest(folder: Path) -> dict | None:
+    """The manifest in ``folder``, or None if there is none or it is unreadable."""
+    try:
+        data = json.loads((folder / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def write_manifest(folder: Path, manifest: dict) -> None:
+    tmp = folder / f".{MANIFEST}.tmp"
+    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+    os.replace(tmp, folder / MANIFEST)
+
+
+def is_current(folder: Path, key: GraphKey) -> bool:
+    """True when ``folder`` already holds intact graphs made from ``key``."""
+    manifest = read_manifest(folder)
+    if manifest is None or manifest.get("key") != key.to_json():
+        return False
+    try:
+        check_files(folder, manifest)
+    except ExportError:
+        return False
+    return True
+
+
+def check_files(folder: Path, manifest: dict) -> None:
+    """Raise unless every graph file is present and hashes to what the manifest recorded."""
+    if manifest.get("key", {}).get("format") != GRAPH_FORMAT:
+        raise ExportError(
+            f"graphs in {folder} are format {manifest.get('key', {}).get('format')!r}, "
+            f"this version needs {GRAPH_FORMAT!r}: re-run nst-export"
+        )
+    for role, entry in manifest.get("graphs", {}).items():
+        path = folder / entry["file"]
+        if not path.is_file():
+            raise ExportError(f"{role} graph is missing: {path}")
+        if path.stat().st_size != entry.get("bytes") or sha256_file(path) != entry.get("sha256"):
+            raise ExportError(f"{role} graph does not match its manifest (modified or truncated): {path}")

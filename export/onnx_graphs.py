@@ -1,0 +1,106 @@
+"""torch → ONNX for the two graphs, with every spatial size dynamic.
+
+The exporter traces once; anything shape-dependent must therefore stay symbolic (no Python
+``if`` on sizes). Each resolution level gets its own pair of symbolic dims: torch.export cannot
+express ``h // 2``, and nothing in the graphs needs it to.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import warnings
+from pathlib import Path
+
+import onnx
+import torch
+
+from .torch_vgg import FeatureNet, GradientNet
+
+DEFAULT_OPSET = 18
+TRACE_SIZE = (64, 96)  # not square, so height and width cannot be confused while tracing
+
+
+def _output_level(net: FeatureNet, name: str) -> int:
+    """How many pools the output of layer ``name`` has been through (its resolution level)."""
+    level = 0
+    for layer in net.plan:
+        level += layer.kind == "pool"
+        if layer.name == name:
+            return level
+    raise KeyError(name)
+
+
+def _dims(levels: int) -> list[tuple[torch.export.Dim, torch.export.Dim]]:
+    return [
+        (torch.export.Dim(f"height_{i}", min=1, max=1 << 16), torch.export.Dim(f"width_{i}", min=1, max=1 << 16))
+        for i in range(levels)
+    ]
+
+
+@contextlib.contextmanager
+def _quiet():
+    """The exporter narrates every pass on stdout and warns about torchvision; users need neither."""
+    loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "torch._dynamo", "onnxscript")]
+    old = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for lg, level in zip(loggers, old, strict=True):
+            lg.setLevel(level)
+
+
+def _save(program, path: Path, input_names: list[str], output_names: list[str]) -> None:
+    model = program.model_proto
+    for value, name in zip(model.graph.input, input_names, strict=True):
+        assert value.name == name, (value.name, name)
+    for value, name in zip(model.graph.output, output_names, strict=True):
+        assert value.name == name, (value.name, name)
+    model.producer_name = "nst_export"
+    onnx.save_model(model, str(path))
+
+
+def export_feature_graph(net: FeatureNet, path: Path, opset: int = DEFAULT_OPSET) -> None:
+    image = torch.rand(1, 3, *TRACE_SIZE)
+    height = torch.export.Dim("height", min=16, max=1 << 16)
+    width = torch.export.Dim("width", min=16, max=1 << 16)
+    with _quiet(), torch.no_grad():
+        program = torch.onnx.export(
+            net.eval(),
+            (image,),
+            dynamo=True,
+            opset_version=opset,
+            verbose=False,
+            input_names=["image"],
+            output_names=net.output_names,
+            dynamic_shapes={"image": {2: height, 3: width}},
+        )
+    _save(program, path, ["image"], net.output_names)
+
+
+def export_gradient_graph(net: FeatureNet, grad_net: GradientNet, path: Path, opset: int = DEFAULT_OPSET) -> None:
+    with torch.no_grad():
+        outputs = dict(zip(net.output_names, net(torch.rand(1, 3, *TRACE_SIZE)), strict=True))
+    inputs = [outputs[n] for n in grad_net.saved_inputs] + [torch.randn_like(outputs[t]) for t in net.taps]
+    levels = _dims(1 + sum(1 for layer in net.plan if layer.kind == "pool"))
+    dynamic = tuple(
+        {2: levels[level][0], 3: levels[level][1]}
+        for level in (_output_level(net, grad_net.layer_of(name)) for name in grad_net.input_names)
+    )
+    with _quiet(), torch.no_grad():
+        program = torch.onnx.export(
+            grad_net.eval(),
+            tuple(inputs),
+            dynamo=True,
+            opset_version=opset,
+            verbose=False,
+            input_names=grad_net.input_names,
+            output_names=["grad_image"],
+            dynamic_shapes=(dynamic,),
+        )
+    _save(program, path, grad_net.input_names, ["grad_image"])

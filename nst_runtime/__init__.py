@@ -1,0 +1,1 @@
+"""nst's runtime: style transfer whose VGG forward and backward run in onnxruntime."""
