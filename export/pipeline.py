@@ -131,7 +131,13 @@ def export_graphs(req: ExportRequest, log: Callable[[str], None] = lambda _msg: 
 
 
 def _manifest(
-    key: GraphKey, src: SourceFile, weights: VGGWeights, net: FeatureNet, grad_net: GradientNet, staging: Path, checks: dict
+    key: GraphKey,
+    src: SourceFile,
+    weights: VGGWeights,
+    net: FeatureNet,
+    grad_net: GradientNet,
+    staging: Path,
+    checks: dict,
 ) -> dict:
     def graph_entry(name: str, inputs: list[str], outputs: list[str]) -> dict:
         path = staging / name

@@ -191,6 +191,7 @@ def _alpha_u8(alpha: np.ndarray) -> np.ndarray:
 
 # --- output ------------------------------------------------------------------------------------
 
+
 def output_format(path: Path) -> str:
     fmt = Image.registered_extensions().get(path.suffix.lower())
     if fmt is None or fmt not in Image.SAVE:

@@ -108,8 +108,9 @@ def _choice(name: str, value: str, allowed: Sequence[str]) -> None:
         raise NSTError(f"unknown {name} {value!r} (expected {', '.join(allowed)})")
 
 
-def scale_sizes(height: int, width: int, ratio: float, count: int | None = None,
-                coarsest: int = COARSEST_SIDE) -> list[tuple[int, int]]:
+def scale_sizes(
+    height: int, width: int, ratio: float, count: int | None = None, coarsest: int = COARSEST_SIDE
+) -> list[tuple[int, int]]:
     """Coarse-to-fine sizes ending at (height, width), each ``ratio`` times the one before.
 
     Without ``count``, the first scale's longest side lands near ``coarsest``.
