@@ -198,17 +198,19 @@ class _Job:
         self.work_done = 0
         self.opt_started: float | None = None
         self.last_loss = math.nan
-        self.last_parts: dict[str, float] = {}
 
     def optimise(self) -> tuple[np.ndarray, float, dict[str, float]]:
-        x = None
+        x = objective = None
         for index, (height, width, steps) in enumerate(self.scales):
             self.vgg.check_cancel()
             x = self._start_image(x, height, width)
             objective = self._objective(height, width)
             x = self._optimise_scale(x, objective, index, steps)
-        assert x is not None
-        return _to_array(x), self.last_loss, self.last_parts
+        assert x is not None and objective is not None
+        with torch.no_grad():  # the objective of the image actually returned, not of the last step's start
+            values = objective(x, self.vgg.features(x, objective.layers) if objective.layers else {})
+        parts = {k: float(v) for k, v in values.items()}
+        return _to_array(x), parts["total"], parts
 
     def _start_image(self, previous: torch.Tensor | None, height: int, width: int) -> torch.Tensor:
         if previous is not None:
@@ -290,7 +292,7 @@ class _Job:
             elif loss < best_loss:
                 best_loss = loss
                 best_x.copy_(x.detach())
-            self.last_loss, self.last_parts = loss, dict(parts)
+            self.last_loss = loss
             self.work_done += height * width
             self._report(index, step, steps, loss, height, width)
             if self.options.optimizer == "adam":
