@@ -330,5 +330,13 @@ class _Say:
             self.bar = None
 
 
+def entry() -> None:
+    """Console-script entry: skip the interpreter's teardown, which takes torch seconds to finish."""
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()
