@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from nst_runtime.engine import make_options
@@ -40,7 +42,7 @@ def test_strength_maps_half_to_the_default_balance():
 def test_scales_start_near_128_and_end_at_the_target():
     plan = plan_scales(make_options(quality="normal"), 384, 512)
     assert max(plan[0][:2]) <= 160 and plan[-1][:2] == (384, 512)
-    assert all(b[1] > a[1] for a, b in zip(plan, plan[1:], strict=False))
+    assert all(b[1] > a[1] for a, b in itertools.pairwise(plan))
 
 
 def test_explicit_steps_set_the_number_of_scales():
