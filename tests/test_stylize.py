@@ -130,3 +130,30 @@ def test_bad_input_is_reported_before_any_compute(tmp_path, style):
         stylize(tmp_path / "nope.jpg", style)
     with pytest.raises(NSTError, match="style-blend"):
         stylize(np.zeros((40, 40, 3), np.uint8), [style, style], style_weights=[1.0])
+
+
+def test_fused_fast_path_gives_the_same_loss_and_gradient_as_vgg_features():
+    from nst_runtime.engine import GRAPH_LAYERS
+    from nst_runtime.features import get_vgg
+    from nst_runtime.losses import CONTENT_LAYER, STYLE_LAYERS, ContentLoss, StyleLoss, StyleObjective, gram
+
+    vgg = get_vgg(layers=GRAPH_LAYERS)
+    image = torch.from_numpy(photo_array("golden_gate.jpg", 72, 96))
+    with torch.no_grad():
+        target = vgg.features(torch.from_numpy(photo_array("the_scream.jpg", 72, 96)))[CONTENT_LAYER]
+        style = vgg.features(torch.from_numpy(photo_array("starry_night.jpg", 80, 90)))
+    objective = StyleObjective(
+        ContentLoss(target, 1.0), {s: StyleLoss(gram(style[s]), 1.0) for s in STYLE_LAYERS}, None
+    )
+    x = image.clone().requires_grad_(True)
+    reference = objective(x, vgg.features(x))["total"]
+    reference.backward()
+    targets = {
+        "content_target": target,
+        "content_weight": torch.tensor(objective.content.weight),
+        "style_weights": torch.tensor([objective.styles[s].weight for s in STYLE_LAYERS]),
+    }
+    targets.update({f"gram_{s}": objective.styles[s].target for s in STYLE_LAYERS})
+    parts, grad = vgg.loss_and_grad(image, targets)
+    assert parts["total"] == pytest.approx(float(reference), rel=1e-4)
+    assert float((grad - x.grad).norm() / x.grad.norm()) <= 1e-3
