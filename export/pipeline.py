@@ -147,10 +147,12 @@ def _manifest(
 ) -> dict:
     def graph_entry(name: str, inputs: list[str], outputs: list[str]) -> dict:
         path = staging / name
+        stat = path.stat()  # a rename into place keeps size and mtime, so they identify the published file
         return {
             "file": name,
             "sha256": sha256_file(path),
-            "bytes": path.stat().st_size,
+            "bytes": stat.st_size,
+            "mtime_ns": stat.st_mtime_ns,
             "inputs": inputs,
             "outputs": outputs,
         }

@@ -50,12 +50,13 @@ class LossNet(nn.Module):
         feats = {t: named[t] for t in self.taps}
         content_weight, style_weights = named["content_weight"], named["style_weights"]
         grads: dict[str, torch.Tensor] = {}
-        content = torch.zeros((), dtype=torch.float32)
+        # Parts with no layers still depend on an input, so the exporter keeps them as graph outputs.
+        content = content_weight * 0.0
         if self.content_layer:
             diff = feats[self.content_layer] - named["content_target"]
             content = content_weight * diff.pow(2).mean()
             grads[self.content_layer] = content_weight * 2.0 * diff / diff.numel()
-        style = torch.zeros((), dtype=torch.float32)
+        style = style_weights.sum() * 0.0
         for i, layer in enumerate(self.style_layers):
             f = feats[layer]
             flat = f.flatten(2)[0]
