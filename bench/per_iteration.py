@@ -21,7 +21,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-MODES = ("torch", "ort")
+MODES = ("torch", "ort", "fused")
 CONTENT = "golden_gate.jpg"
 STYLE = "starry_night.jpg"
 
@@ -36,8 +36,9 @@ def measure(mode: str, size: int, threads: int, repeat: int, device: str) -> dic
 
     torch.set_num_threads(threads)
     from nst_export import DEFAULT_LAYERS
-    from nst_export.sources import load_weights, locate_source
+    from nst_export.sources import locate_source
     from nst_export.torch_vgg import FeatureNet
+    from nst_export.weights import load_weights
     from nst_runtime.engine import _to_tensor, resize
     from nst_runtime.features import VGG
     from nst_runtime.graphs import ensure_graphs
@@ -67,18 +68,30 @@ def measure(mode: str, size: int, threads: int, repeat: int, device: str) -> dic
         ContentLoss(c_target), {layer: StyleLoss(gram(s_feats[layer])) for layer in STYLE_LAYERS}, None
     )
     x = (image * 0.9 + 0.05).requires_grad_(True)
+    if mode == "fused":
+        targets = {
+            "content_target": c_target,
+            "content_weight": torch.tensor(objective.content.weight),
+            "style_weights": torch.tensor([objective.styles[s].weight for s in STYLE_LAYERS]),
+        }
+        targets.update({f"gram_{s}": objective.styles[s].target for s in STYLE_LAYERS})
 
-    def iteration() -> float:
-        x.grad = None
-        started = time.perf_counter()
-        feats = features(x)
-        if device == "cuda":
-            torch.cuda.synchronize()
-        forward = time.perf_counter() - started
-        objective(x, feats)["total"].backward()
-        if device == "cuda":
-            torch.cuda.synchronize()
-        return forward
+        def iteration() -> float:
+            vgg.loss_and_grad(x, targets)
+            return float("nan")  # one graph: no separate forward time
+    else:
+
+        def iteration() -> float:
+            x.grad = None
+            started = time.perf_counter()
+            feats = features(x)
+            if device == "cuda":
+                torch.cuda.synchronize()
+            forward = time.perf_counter() - started
+            objective(x, feats)["total"].backward()
+            if device == "cuda":
+                torch.cuda.synchronize()
+            return forward
 
     iteration()  # warm-up: allocations, kernel selection
     times, forwards = [], []
@@ -132,8 +145,10 @@ def main() -> int:
             )
     for size in sorted({tuple(r["size"]) for r in rows}):
         t = next(r for r in rows if tuple(r["size"]) == size and r["mode"] == "torch")
-        o = next(r for r in rows if tuple(r["size"]) == size and r["mode"] == "ort")
-        print(f"{size[1]}×{size[0]}: ORT / torch = {o['seconds_per_iteration'] / t['seconds_per_iteration']:.2f}")
+        for mode in MODES[1:]:
+            o = next(r for r in rows if tuple(r["size"]) == size and r["mode"] == mode)
+            ratio = o["seconds_per_iteration"] / t["seconds_per_iteration"]
+            print(f"{size[1]}×{size[0]}: {mode} / torch = {ratio:.2f}")
     if args.json:
         meta = {
             "date": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -30,11 +30,11 @@ from .manifest import (
     write_manifest,
 )
 from .paths import graphs_dir
-from .sources import SOURCES, SourceFile, arch_of, load_weights, locate_source, sha256_file
+from .sources import SOURCES, SourceFile, arch_of, locate_source, sha256_file
 
 if TYPE_CHECKING:
-    from .sources import VGGWeights
     from .torch_vgg import FeatureNet, GradientNet
+    from .weights import VGGWeights
 
 MIN_OPSET = 18  # the torch exporter needs it
 
@@ -100,6 +100,8 @@ def export_graphs(req: ExportRequest, log: Callable[[str], None] = lambda _msg: 
     )
     weights = None
     if layers is None:  # a user file: its architecture is known only once it is read
+        from .weights import load_weights
+
         weights = load_weights(src)
         layers = parse_layers(req.layers, weights.arch)
     folder = Path(req.out) if req.out is not None else default_folder(src.label, req.pooling, layers)
@@ -112,6 +114,7 @@ def export_graphs(req: ExportRequest, log: Callable[[str], None] = lambda _msg: 
     from .onnx_graphs import export_feature_graph, export_fused_graph, export_gradient_graph
     from .torch_vgg import FeatureNet, GradientNet
     from .verify import verify_fused, verify_graphs
+    from .weights import load_weights
 
     weights = weights or load_weights(src)
     log(f"exporting {weights.arch} graphs ({src.label}, {req.pooling} pooling, {len(layers)} taps) to {folder}")

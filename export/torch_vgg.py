@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .architecture import Layer, truncated_plan
-from .sources import VGGWeights
+from .weights import VGGWeights
 
 
 @dataclass(frozen=True)

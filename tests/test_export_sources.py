@@ -15,8 +15,9 @@ import torch.nn.functional as F
 from conftest import photo_array
 from nst_export import ExportError, ExportRequest, export_graphs, sources
 from nst_export.manifest import FEATURE_FILE
-from nst_export.sources import load_weights, locate_source
+from nst_export.sources import locate_source
 from nst_export.verify import cpu_session, max_relative_error
+from nst_export.weights import load_weights
 
 SHALLOW = ("relu1_1", "relu2_1", "relu3_1")
 

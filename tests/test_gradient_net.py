@@ -6,9 +6,10 @@ import pytest
 import torch
 
 from nst_export.architecture import full_plan
-from nst_export.sources import CAFFE, VGGWeights
+from nst_export.sources import CAFFE
 from nst_export.torch_vgg import FeatureNet, GradientNet
 from nst_export.verify import gradient_feed, relative_l2, smooth_image, torch_reference
+from nst_export.weights import VGGWeights
 
 
 def random_weights(arch: str, seed: int = 0) -> VGGWeights:

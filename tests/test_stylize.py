@@ -12,8 +12,9 @@ from PIL import Image
 
 from conftest import photo_array, shared_image
 from nst_export import DEFAULT_LAYERS
-from nst_export.sources import load_weights, locate_source
+from nst_export.sources import locate_source
 from nst_export.torch_vgg import FeatureNet
+from nst_export.weights import load_weights
 from nst_runtime import Cancelled, NSTError, stylize, vgg_features
 from nst_runtime.engine import make_options, run
 from nst_runtime.images import load_image
