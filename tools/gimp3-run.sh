@@ -1,0 +1,58 @@
+#!/bin/sh
+# Run a command where GIMP 3 lives: directly on a Debian 13+ host, otherwise inside the Debian 13
+# root made by provision-gimp3.sh, in a private mount namespace (every mount vanishes with the
+# command) with these host dirs bind-mounted at the same path:
+#   - the repo (read-only) and $NST_CACHE_DIR (read-write, created) when set,
+#   - the Python env of $NST_GIMP3_PYTHON (default $NST_PYTHON): sys.prefix, sys.base_prefix and
+#     the source dir of its nst_runtime (editable installs), read-only,
+#   - NST_GIMP3_BINDS / NST_GIMP3_RO_BINDS: colon-separated extra dirs, read-write / read-only,
+# and /proc mounted (torch and onnxruntime read it). PATH becomes a system PATH so that
+# `#!/usr/bin/env python3` plug-ins get the root's python3, which has gi.
+#   usage: tools/gimp3-run.sh COMMAND [ARG...]
+set -eu
+. "$(dirname "$0")/gimp3-common.sh"
+[ $# -gt 0 ] || { echo "usage: $0 COMMAND [ARG...]" >&2; exit 2; }
+if [ "$(nst_gimp3_mode)" = native ]; then exec "$@"; fi
+[ -f "$NST_GIMP3_STAMP" ] || { echo "gimp3-run: no GIMP 3 root at $NST_GIMP3_ROOT; run tools/provision-gimp3.sh" >&2; exit 1; }
+
+# Dirs a Python interpreter needs, printed one per line (run from / so the cwd shadows nothing).
+python_dirs() {
+  (cd / && "$1" -c '
+import importlib.util, os, sys
+print(sys.prefix); print(sys.base_prefix)
+spec = importlib.util.find_spec("nst_runtime")
+if spec and spec.origin:
+    print(os.path.dirname(os.path.dirname(os.path.realpath(spec.origin))))
+') 2>/dev/null || true
+}
+
+ro=$NST_REPO
+py=${NST_GIMP3_PYTHON:-${NST_PYTHON:-}}
+if [ -n "$py" ]; then
+  for d in $(python_dirs "$py"); do ro="$ro:$d"; done
+fi
+ro="$ro:${NST_GIMP3_RO_BINDS:-}"
+rw=${NST_GIMP3_BINDS:-}
+if [ -n "${NST_CACHE_DIR:-}" ]; then mkdir -p "$NST_CACHE_DIR"; rw="$rw:$NST_CACHE_DIR"; fi
+
+# "rw DIR" / "ro DIR" lines, shortest path first, dropping dirs inside one already listed
+# (same-path binds of a parent already show them, and mkdir under a read-only bind would fail).
+plan=$( { echo "$rw" | tr ':' '\n' | sed -n 's|^\(/.*[^/]\)/*$|rw \1|p'
+          echo "$ro" | tr ':' '\n' | sed -n 's|^\(/.*[^/]\)/*$|ro \1|p'; } |
+        awk '{ print length($2), $0 }' | sort -n -s | cut -d' ' -f2- |
+        awk '{ for (i = 1; i <= n; i++) if ($2 == seen[i] || index($2, seen[i] "/") == 1) next
+               seen[++n] = $2; print }')
+
+export NST_GIMP3_ROOT NST_GIMP3_PLAN="$plan"
+exec unshare --mount --propagation private sh -eu -c '
+R=$NST_GIMP3_ROOT
+echo "$NST_GIMP3_PLAN" | while read -r mode dir; do
+  [ -n "$dir" ] && [ -d "$dir" ] || continue
+  mkdir -p "$R$dir"
+  mount --bind "$dir" "$R$dir"
+  if [ "$mode" = ro ]; then mount -o remount,bind,ro "$R$dir"; fi
+done
+mount -t proc proc "$R/proc"
+unset NST_GIMP3_PLAN
+exec chroot "$R" env HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$@"
+' sh "$@"
