@@ -285,8 +285,9 @@ def resolve_style(config):
     path = style_file.get_path() if style_file is not None else None
     if not path:
         if style_file is not None and style_file.get_uri():
-            raise PlugInError(f"the style file must be a local file: {style_file.get_uri()}",
-                              Gimp.PDBStatusType.CALLING_ERROR)
+            raise PlugInError(
+                f"the style file must be a local file: {style_file.get_uri()}", Gimp.PDBStatusType.CALLING_ERROR
+            )
         raise PlugInError("no style given: choose a style layer or a style file", Gimp.PDBStatusType.CALLING_ERROR)
     return {"path": os.path.abspath(path)}, style_title(path)
 
@@ -406,9 +407,7 @@ class NstStyleTransfer(Gimp.PlugIn):
         rw = GObject.ParamFlags.READWRITE
         procedure = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, run, None)
         procedure.set_image_types("RGB*")
-        procedure.set_sensitivity_mask(
-            Gimp.ProcedureSensitivityMask.DRAWABLE | Gimp.ProcedureSensitivityMask.DRAWABLES
-        )
+        procedure.set_sensitivity_mask(Gimp.ProcedureSensitivityMask.DRAWABLE | Gimp.ProcedureSensitivityMask.DRAWABLES)
         procedure.set_menu_label("Neural Style Transfer…")
         procedure.add_menu_path("<Image>/Filters/Artistic")
         procedure.set_documentation(
@@ -419,23 +418,37 @@ class NstStyleTransfer(Gimp.PlugIn):
             name,
         )
         procedure.set_attribution("nst contributors", "nst contributors", "2025")
-        procedure.add_layer_argument("style-layer", "Style _layer", "A layer (of any open image) to take the style from",
-                                     True, rw)
-        procedure.add_file_argument("style-file", "Style _file", "An image file to take the style from "
-                                    "(used when no style layer is given)", Gimp.FileChooserAction.OPEN, True, None, rw)
-        procedure.add_double_argument("strength", "_Strength", "How strongly the style shows (0-1)",
-                                      0.0, 1.0, 0.5, rw)
-        procedure.add_int_argument("size", "Si_ze", "Longest side of the computation in pixels "
-                                   "(0 = the layer's own size)", 0, 8192, 512, rw)
-        procedure.add_choice_argument("quality", "_Quality", "More iterations and scales are slower",
-                                      _choice(QUALITIES), "normal", rw)
-        procedure.add_choice_argument("preserve-colors", "_Preserve colors", "Keep the content's colors",
-                                      _choice(PRESERVE_COLORS), "none", rw)
+        procedure.add_layer_argument(
+            "style-layer", "Style _layer", "A layer (of any open image) to take the style from", True, rw
+        )
+        procedure.add_file_argument(
+            "style-file",
+            "Style _file",
+            "An image file to take the style from (used when no style layer is given)",
+            Gimp.FileChooserAction.OPEN,
+            True,
+            None,
+            rw,
+        )
+        procedure.add_double_argument("strength", "_Strength", "How strongly the style shows (0-1)", 0.0, 1.0, 0.5, rw)
+        procedure.add_int_argument(
+            "size", "Si_ze", "Longest side of the computation in pixels (0 = the layer's own size)", 0, 8192, 512, rw
+        )
+        procedure.add_choice_argument(
+            "quality", "_Quality", "More iterations and scales are slower", _choice(QUALITIES), "normal", rw
+        )
+        procedure.add_choice_argument(
+            "preserve-colors", "_Preserve colors", "Keep the content's colors", _choice(PRESERVE_COLORS), "none", rw
+        )
         procedure.add_int_argument("seed", "S_eed", "Random seed", 0, 2**31 - 1, 0, rw)
-        procedure.add_choice_argument("device", "_Device", "Where the computation runs",
-                                      _choice(DEVICES), "auto", rw)
-        procedure.add_boolean_argument("use-selection", "Limit to the _selection",
-                                       "Show the result only inside the selection (as a layer mask)", True, rw)
+        procedure.add_choice_argument("device", "_Device", "Where the computation runs", _choice(DEVICES), "auto", rw)
+        procedure.add_boolean_argument(
+            "use-selection",
+            "Limit to the _selection",
+            "Show the result only inside the selection (as a layer mask)",
+            True,
+            rw,
+        )
         return procedure
 
 

@@ -54,8 +54,18 @@ def main() -> None:
     emit({"event": "status", "message": "stub worker"})
     for step in range(1, STEPS + 1):
         time.sleep(delay)
-        emit({"event": "progress", "fraction": step / STEPS, "scale": 1, "scales": 1, "step": step,
-              "steps": STEPS, "loss": 1000.0 / step, "message": f"scale 1/1, step {step}/{STEPS}"})
+        emit(
+            {
+                "event": "progress",
+                "fraction": step / STEPS,
+                "scale": 1,
+                "scales": 1,
+                "step": step,
+                "steps": STEPS,
+                "loss": 1000.0 / step,
+                "message": f"scale 1/1, step {step}/{STEPS}",
+            }
+        )
     for i in range(0, len(pixels), 4):
         pixels[i] ^= 255
         pixels[i + 1] ^= 255

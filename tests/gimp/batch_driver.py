@@ -1,0 +1,138 @@
+# Batch code for `gimp-console-3.0 --batch-interpreter=python-fu-eval -b -` (runs inside GIMP).
+#
+# Reads a JSON spec from $NST_BATCH_SPEC, builds a scene, calls python-fu-nst-style-transfer
+# and writes what happened to spec["result"] as JSON, with every layer's pixels (before and
+# after) dumped as raw "R'G'B'A u8" files for the test to compare. It never raises and never
+# calls sys.exit (either makes gimp-console exit 64 and hides the reason): failures go into the
+# result's "exception".
+import json
+import os
+import traceback
+
+import gi
+
+gi.require_version("Gimp", "3.0")
+gi.require_version("Gegl", "0.4")
+from gi.repository import Gegl, Gimp, Gio  # noqa: E402
+
+PROC = "python-fu-nst-style-transfer"
+
+
+def describe(image, phase, out_dir):
+    """Name, size, offsets and a pixel dump of every top-level layer."""
+    infos = []
+    for index, layer in enumerate(image.get_layers()):
+        w, h = layer.get_width(), layer.get_height()
+        path = os.path.join(out_dir, f"{phase}-{index}.rgba")
+        data = layer.get_buffer().get(Gegl.Rectangle.new(0, 0, w, h), 1.0, "R'G'B'A u8", Gegl.AbyssPolicy.CLAMP)
+        with open(path, "wb") as f:
+            f.write(bytes(data))
+        _, ox, oy = layer.get_offsets()
+        infos.append(
+            {
+                "name": layer.get_name(),
+                "width": w,
+                "height": h,
+                "offsets": [ox, oy],
+                "has_alpha": layer.has_alpha(),
+                "has_mask": layer.get_mask() is not None,
+                "visible": layer.get_visible(),
+                "pixels": path,
+            }
+        )
+    return infos
+
+
+def registration():
+    proc = Gimp.get_pdb().lookup_procedure(PROC)
+    if proc is None:
+        return {"registered": False}
+    choices = {}
+    for spec in proc.get_arguments():
+        if isinstance(spec, Gimp.ParamChoice):
+            choice = Gimp.param_spec_choice_get_choice(spec)
+            choices[spec.name] = {
+                "nicks": list(choice.list_nicks()),
+                "default": Gimp.param_spec_choice_get_default(spec),
+            }
+    return {
+        "registered": True,
+        "menu_paths": list(proc.get_menu_paths()),
+        "menu_label": proc.get_menu_label(),
+        "image_types": proc.get_image_types(),
+        "sensitivity": int(proc.get_sensitivity_mask()),
+        "sensitivity_drawable": int(Gimp.ProcedureSensitivityMask.DRAWABLE),
+        "sensitivity_drawables": int(Gimp.ProcedureSensitivityMask.DRAWABLES),
+        "arguments": [spec.name for spec in proc.get_arguments()],
+        "choices": choices,
+    }
+
+
+def build_scene(spec):
+    """The content photo, plus the painting as a second layer (below it) when asked."""
+    image = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(spec["content"]))
+    photo = image.get_layers()[0]
+    painting = None
+    if spec.get("painting"):
+        painting = Gimp.file_load_layer(Gimp.RunMode.NONINTERACTIVE, image, Gio.File.new_for_path(spec["painting"]))
+        painting.set_name("Painting")
+        image.insert_layer(painting, None, len(image.get_layers()))
+        if spec.get("painting_scale"):
+            w, h = spec["painting_scale"]
+            painting.scale(w, h, False)
+        if spec.get("painting_offsets"):
+            painting.set_offsets(*spec["painting_offsets"])
+        if spec.get("painting_hole"):  # a transparent rectangle: the result must keep the alpha
+            painting.add_alpha()
+            image.select_rectangle(Gimp.ChannelOps.REPLACE, *spec["painting_hole"])
+            painting.edit_clear()
+            Gimp.Selection.none(image)
+    if spec.get("selection"):
+        image.select_rectangle(Gimp.ChannelOps.REPLACE, *spec["selection"])
+        if spec.get("feather"):
+            Gimp.Selection.feather(image, spec["feather"])
+    return image, photo, painting
+
+
+def stylize(spec, result):
+    image, photo, painting = build_scene(spec)
+    targets = {"photo": photo, "painting": painting}
+    result["layers_before"] = describe(image, "before", spec["out_dir"])
+    proc = Gimp.get_pdb().lookup_procedure(PROC)
+    config = proc.create_config()
+    config.set_property("run-mode", Gimp.RunMode.NONINTERACTIVE)
+    config.set_property("image", image)
+    config.set_core_object_array("drawables", [targets[name] for name in spec.get("drawables", ["photo"])])
+    for name, value in spec.get("args", {}).items():
+        if name == "style-file":
+            value = Gio.File.new_for_path(value) if value else None
+        elif name == "style-layer":
+            value = targets[value] if value else None
+        config.set_property(name, value)
+    returned = proc.run(config)
+    result["status"] = returned.index(0).value_nick
+    result["message"] = returned.index(1) if returned.length() > 1 else None
+    result["layers_after"] = describe(image, "after", spec["out_dir"])
+    if spec.get("export"):
+        result["exported"] = bool(
+            Gimp.file_save(Gimp.RunMode.NONINTERACTIVE, image, Gio.File.new_for_path(spec["export"]), None)
+        )
+    image.delete()
+
+
+def main():
+    with open(os.environ["NST_BATCH_SPEC"], encoding="utf-8") as f:
+        spec = json.load(f)
+    result = {}
+    try:
+        if spec["action"] == "registration":
+            result.update(registration())
+        else:
+            stylize(spec, result)
+    except Exception:
+        result["exception"] = traceback.format_exc()
+    with open(spec["result"], "w", encoding="utf-8") as f:
+        json.dump(result, f, indent=1)
+
+
+main()
