@@ -10,6 +10,8 @@ bar, and the result comes back inline and becomes a new layer above each source 
 The image is touched only after every worker has answered "done", inside one undo group.
 """
 
+from __future__ import annotations
+
 import base64
 import collections
 import contextlib
@@ -24,6 +26,8 @@ import sys
 import tempfile
 import threading
 import traceback
+from collections.abc import Callable, Iterator
+from typing import IO
 
 import gi
 
@@ -49,7 +53,7 @@ DEVICES = (("auto", "Automatic"), ("cpu", "CPU"), ("cuda", "CUDA GPU"))
 class PlugInError(Exception):
     """A failure to show the user as is; status says which PDB status it maps to."""
 
-    def __init__(self, message, status=Gimp.PDBStatusType.EXECUTION_ERROR):
+    def __init__(self, message: str, status: Gimp.PDBStatusType = Gimp.PDBStatusType.EXECUTION_ERROR) -> None:
         super().__init__(message)
         self.status = status
 
@@ -58,7 +62,7 @@ class Cancelled(Exception):
     """The worker stopped on SIGTERM/SIGINT before finishing."""
 
 
-def log(message):
+def log(message: str) -> None:
     """Plug-in stderr ends up on GIMP's terminal: the only place for diagnostics."""
     print(f"[nst-style-transfer] {message}", file=sys.stderr, flush=True)
 
@@ -66,7 +70,7 @@ def log(message):
 # ---------------------------------------------------------------- finding the runtime
 
 
-def _python_from_json(path):
+def _python_from_json(path: str) -> str | None:
     """The "python" recorded in a runtime.json, or None when there is no such file."""
     try:
         with open(path, encoding="utf-8") as f:
@@ -77,17 +81,18 @@ def _python_from_json(path):
         raise PlugInError(f"{RUNTIME_HINT} ({path} is unreadable: {exc})") from exc
 
 
-def find_runtime_python():
-    """NST_PYTHON, else runtime.json beside this file, else <gimp dir>/nst-runtime.json."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    sources = [
-        ("NST_PYTHON", lambda: os.environ.get("NST_PYTHON") or None),
-        (os.path.join(here, "runtime.json"), lambda: _python_from_json(os.path.join(here, "runtime.json"))),
-    ]
+def _recorded_pythons() -> Iterator[tuple[str, str | None]]:
+    """(where, python) in lookup order; `nst install-gimp-plugin` writes one of the JSON files."""
+    yield "NST_PYTHON", os.environ.get("NST_PYTHON") or None
+    beside = os.path.join(os.path.dirname(os.path.abspath(__file__)), "runtime.json")
+    yield beside, _python_from_json(beside)
     user_json = os.path.join(Gimp.directory(), "nst-runtime.json")
-    sources.append((user_json, lambda: _python_from_json(user_json)))
-    for origin, lookup in sources:
-        python = lookup()
+    yield user_json, _python_from_json(user_json)
+
+
+def find_runtime_python() -> str:
+    """NST_PYTHON, else runtime.json beside this file, else <gimp dir>/nst-runtime.json."""
+    for origin, python in _recorded_pythons():
         if python:
             if not (os.path.isfile(python) and os.access(python, os.X_OK)):
                 raise PlugInError(f"{RUNTIME_HINT} ({python} from {origin} does not exist)")
@@ -95,7 +100,7 @@ def find_runtime_python():
     raise PlugInError(RUNTIME_HINT)
 
 
-def worker_env():
+def worker_env() -> dict[str, str]:
     """The user's environment without what GIMP adds for its own Python."""
     env = {k: v for k, v in os.environ.items() if k not in DROPPED_ENV}
     env["PYTHONUNBUFFERED"] = "1"
@@ -107,7 +112,7 @@ def worker_env():
 _LIBC = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True) if sys.platform == "linux" else None
 
 
-def _die_with_parent(parent_pid):
+def _die_with_parent(parent_pid: int) -> None:
     """Runs in the child before exec: SIGTERM it when the plug-in dies.
 
     GIMP cancels a plug-in by killing it (SIGKILL after a 10 ms grace), so the plug-in gets no
@@ -119,7 +124,7 @@ def _die_with_parent(parent_pid):
         os.kill(os.getpid(), signal.SIGTERM)
 
 
-def _feed(stream, data):
+def _feed(stream: IO[bytes], data: bytes) -> None:
     """Write the request and close stdin (in a thread: a pipe holds only 64 KiB)."""
     with contextlib.suppress(BrokenPipeError, OSError):
         stream.write(data)
@@ -127,7 +132,7 @@ def _feed(stream, data):
         stream.close()
 
 
-def _drain(stream, tail):
+def _drain(stream: IO[bytes], tail: collections.deque[str]) -> None:
     """Keep the worker's last stderr lines for error messages and echo them to GIMP's terminal."""
     for raw in stream:
         line = raw.decode("utf-8", "replace").rstrip()
@@ -135,7 +140,7 @@ def _drain(stream, tail):
         print(f"[nst worker] {line}", file=sys.stderr, flush=True)
 
 
-def _terminate(proc):
+def _terminate(proc: subprocess.Popen) -> None:
     """SIGTERM (the worker stops within a second), then SIGKILL if it does not."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
@@ -146,7 +151,7 @@ def _terminate(proc):
             proc.wait()
 
 
-def _parse(raw):
+def _parse(raw: bytes) -> dict | None:
     """One protocol line as a dict, or None for anything else (readers ignore the unknown)."""
     try:
         msg = json.loads(raw)
@@ -156,7 +161,7 @@ def _parse(raw):
     return msg if isinstance(msg, dict) else None
 
 
-def _failure_message(returncode, tail):
+def _failure_message(returncode: int, tail: collections.deque[str]) -> str:
     """Explain a worker that ended without its final line."""
     text = "\n".join(tail)
     if f"No module named '{WORKER_MODULE.split('.')[0]}'" in text or f"No module named {WORKER_MODULE}" in text:
@@ -165,7 +170,7 @@ def _failure_message(returncode, tail):
     return f"the style transfer worker failed (exit code {returncode}): {last}"
 
 
-def run_worker(python, request, on_event):
+def run_worker(python: str, request: dict, on_event: Callable[[dict], None]) -> dict:
     """Run one job; call on_event for each event line; return the "done" object."""
     cmd = [python, "-u", "-m", WORKER_MODULE]
     log("running " + " ".join(cmd))
@@ -181,7 +186,7 @@ def run_worker(python, request, on_event):
         )
     except OSError as exc:
         raise PlugInError(f"{RUNTIME_HINT} ({python}: {exc.strerror})") from exc
-    tail = collections.deque(maxlen=30)
+    tail: collections.deque[str] = collections.deque(maxlen=30)
     threads = [
         threading.Thread(target=_feed, args=(proc.stdin, json.dumps(request).encode()), daemon=True),
         threading.Thread(target=_drain, args=(proc.stderr, tail), daemon=True),
@@ -216,14 +221,14 @@ def run_worker(python, request, on_event):
 # ---------------------------------------------------------------- pixels and layers
 
 
-def read_rgba(drawable):
+def read_rgba(drawable: Gimp.Drawable) -> bytes:
     """The drawable's pixels as sRGB-encoded RGBA bytes (GEGL converts any precision)."""
     w, h = drawable.get_width(), drawable.get_height()
     rect = Gegl.Rectangle.new(0, 0, w, h)
     return bytes(drawable.get_buffer().get(rect, 1.0, PIXEL_FORMAT, Gegl.AbyssPolicy.CLAMP))
 
 
-def inline_image(drawable):
+def inline_image(drawable: Gimp.Drawable) -> dict:
     """A protocol IMAGE object carrying the drawable's pixels."""
     return {
         "rgba": base64.b64encode(read_rgba(drawable)).decode("ascii"),
@@ -232,13 +237,13 @@ def inline_image(drawable):
     }
 
 
-def style_title(path):
+def style_title(path: str) -> str:
     """'starry_night.jpg' -> 'Starry Night': the result layer is named after the style."""
     stem = os.path.splitext(os.path.basename(path))[0]
     return " ".join(stem.replace("_", " ").replace("-", " ").split()).title() or stem
 
 
-def decode_result(done, src):
+def decode_result(done: dict, src: Gimp.Layer) -> bytes:
     """The inline result's bytes, checked against the source layer's size."""
     w, h = src.get_width(), src.get_height()
     if done.get("width") != w or done.get("height") != h or "rgba" not in done:
@@ -249,7 +254,9 @@ def decode_result(done, src):
     return pixels
 
 
-def add_result_layer(image, src, name, pixels, mask_with_selection):
+def add_result_layer(
+    image: Gimp.Image, src: Gimp.Layer, name: str, pixels: bytes, mask_with_selection: bool
+) -> Gimp.Layer:
     """Insert the result above src, same size and offsets; mask it by the selection if asked."""
     w, h = src.get_width(), src.get_height()
     layer = Gimp.Layer.new(image, name, w, h, Gimp.ImageType.RGBA_IMAGE, 100.0, Gimp.LayerMode.NORMAL)
@@ -269,14 +276,15 @@ def add_result_layer(image, src, name, pixels, mask_with_selection):
 # ---------------------------------------------------------------- the job
 
 
-def _choice(nick_label_pairs):
+def _choice(nick_label_pairs: tuple[tuple[str, str], ...]) -> Gimp.Choice:
+    """A Gimp.Choice whose nicks are the protocol's option values."""
     choice = Gimp.Choice.new()
     for i, (nick, label) in enumerate(nick_label_pairs):
         choice.add(nick, i, label, label)
     return choice
 
 
-def resolve_style(config):
+def resolve_style(config: Gimp.ProcedureConfig) -> tuple[dict, str]:
     """(protocol IMAGE, display title) of the style, or a CALLING_ERROR."""
     layer = config.get_property("style-layer")
     if layer is not None:
@@ -292,7 +300,7 @@ def resolve_style(config):
     return {"path": os.path.abspath(path)}, style_title(path)
 
 
-def job_options(config):
+def job_options(config: Gimp.ProcedureConfig) -> dict:
     """The protocol "options" object from the procedure's arguments."""
     return {
         "strength": config.get_property("strength"),
@@ -304,7 +312,7 @@ def job_options(config):
     }
 
 
-def progress_text(event, prefix):
+def progress_text(event: dict, prefix: str) -> str | None:
     """Status-bar text for an event: the worker's stage message plus the loss when it has one."""
     message = event.get("message") or ""
     loss = event.get("loss")
@@ -313,7 +321,7 @@ def progress_text(event, prefix):
     return prefix + message if message else None
 
 
-def stylize_layers(image, layers, config):
+def stylize_layers(image: Gimp.Image, layers: list[Gimp.Layer], config: Gimp.ProcedureConfig) -> list[Gimp.Layer]:
     """Run the worker for every layer, then add all result layers in one undo group."""
     python = find_runtime_python()
     style, title = resolve_style(config)
@@ -324,7 +332,7 @@ def stylize_layers(image, layers, config):
     for index, src in enumerate(layers):
         prefix = f"{src.get_name()}: " if len(layers) > 1 else ""
 
-        def on_event(event, index=index, prefix=prefix):
+        def on_event(event: dict, index: int = index, prefix: str = prefix) -> None:
             text = progress_text(event, prefix)
             if text:
                 Gimp.progress_set_text(text)
@@ -356,21 +364,30 @@ def stylize_layers(image, layers, config):
 # ---------------------------------------------------------------- the procedure
 
 
-def _error(procedure, status, message):
+def _error(procedure: Gimp.Procedure, status: Gimp.PDBStatusType, message: str) -> Gimp.ValueArray:
+    """Return values that carry a message: GIMP shows it, and PDB callers get it as index 1."""
     return procedure.new_return_values(status, GLib.Error.new_literal(Gimp.PlugIn.error_quark(), message, 0))
 
 
-def show_dialog(procedure, config):
+def show_dialog(procedure: Gimp.Procedure, config: Gimp.ProcedureConfig) -> bool:
     """The interactive dialog: one widget per argument, the style layer from any open image."""
     GimpUi.init(PROC_NAME)
     dialog = GimpUi.ProcedureDialog.new(procedure, config, "Neural Style Transfer")
+    dialog.get_spin_scale("strength", 1.0)  # a slider reads better than a bare number here
     dialog.fill(None)
     accepted = dialog.run()
     dialog.destroy()
     return accepted
 
 
-def run(procedure, run_mode, image, drawables, config, run_data):
+def run(
+    procedure: Gimp.Procedure,
+    run_mode: Gimp.RunMode,
+    image: Gimp.Image,
+    drawables: list[Gimp.Drawable],
+    config: Gimp.ProcedureConfig,
+    run_data: object,
+) -> Gimp.ValueArray:
     """Validate, ask (interactive), stylize; every failure becomes a PDB status with a message."""
     try:
         if run_mode == Gimp.RunMode.INTERACTIVE and not show_dialog(procedure, config):
@@ -397,13 +414,13 @@ def run(procedure, run_mode, image, drawables, config, run_data):
 class NstStyleTransfer(Gimp.PlugIn):
     """Declares the procedure and its arguments; the work happens in run()."""
 
-    def do_query_procedures(self):
+    def do_query_procedures(self) -> list[str]:
         return [PROC_NAME]
 
-    def do_set_i18n(self, name):
+    def do_set_i18n(self, name: str) -> bool:
         return False
 
-    def do_create_procedure(self, name):
+    def do_create_procedure(self, name: str) -> Gimp.Procedure:
         rw = GObject.ParamFlags.READWRITE
         procedure = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, run, None)
         procedure.set_image_types("RGB*")
