@@ -8,7 +8,7 @@ import sys
 
 from .architecture import DEFAULT_LAYERS, POOLINGS, tappable_names
 from .errors import ExportError
-from .onnx_graphs import DEFAULT_OPSET
+from .manifest import DEFAULT_OPSET
 from .pipeline import ExportRequest, export_graphs
 from .sources import PREPROCESSINGS, SOURCES
 

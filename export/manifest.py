@@ -22,6 +22,7 @@ GRAPH_FORMAT = "nst-graphs/1"
 MANIFEST = "manifest.json"
 FEATURE_FILE = "feature.onnx"
 GRADIENT_FILE = "gradient.onnx"
+DEFAULT_OPSET = 18
 
 
 @dataclass(frozen=True)

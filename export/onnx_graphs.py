@@ -16,9 +16,9 @@ from pathlib import Path
 import onnx
 import torch
 
+from .manifest import DEFAULT_OPSET
 from .torch_vgg import FeatureNet, GradientNet
 
-DEFAULT_OPSET = 18
 TRACE_SIZE = (64, 96)  # not square, so height and width cannot be confused while tracing
 
 

@@ -14,10 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .architecture import DEFAULT_LAYERS, POOLINGS, parse_layers
 from .errors import ExportError
 from .manifest import (
+    DEFAULT_OPSET,
     FEATURE_FILE,
     GRADIENT_FILE,
     GraphKey,
@@ -26,11 +28,12 @@ from .manifest import (
     read_manifest,
     write_manifest,
 )
-from .onnx_graphs import DEFAULT_OPSET, export_feature_graph, export_gradient_graph
 from .paths import graphs_dir
 from .sources import SOURCES, SourceFile, arch_of, load_weights, locate_source, sha256_file
-from .torch_vgg import FeatureNet, GradientNet
-from .verify import verify_graphs
+
+if TYPE_CHECKING:
+    from .sources import VGGWeights
+    from .torch_vgg import FeatureNet, GradientNet
 
 MIN_OPSET = 18  # the torch exporter needs it
 
@@ -104,6 +107,11 @@ def export_graphs(req: ExportRequest, log: Callable[[str], None] = lambda _msg: 
         return ExportResult(folder, read_manifest(folder), True, time.perf_counter() - started)
     _ensure_writable(folder)
 
+    # The exporter and verifier are heavy imports; a reuse (the common case) never needs them.
+    from .onnx_graphs import export_feature_graph, export_gradient_graph
+    from .torch_vgg import FeatureNet, GradientNet
+    from .verify import verify_graphs
+
     weights = weights or load_weights(src)
     log(f"exporting {weights.arch} graphs ({src.label}, {req.pooling} pooling, {len(layers)} taps) to {folder}")
     net = FeatureNet(weights, layers, req.pooling)
@@ -123,7 +131,13 @@ def export_graphs(req: ExportRequest, log: Callable[[str], None] = lambda _msg: 
 
 
 def _manifest(
-    key: GraphKey, src: SourceFile, weights, net: FeatureNet, grad_net: GradientNet, staging: Path, checks: dict
+    key: GraphKey,
+    src: SourceFile,
+    weights: VGGWeights,
+    net: FeatureNet,
+    grad_net: GradientNet,
+    staging: Path,
+    checks: dict,
 ) -> dict:
     def graph_entry(name: str, inputs: list[str], outputs: list[str]) -> dict:
         path = staging / name

@@ -1,0 +1,53 @@
+"""The small records ``stylize()`` reports through its ``progress`` callback.
+
+Every front end (CLI progress bar, worker JSON lines, GIMP progress bar) only presents these.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class Status:
+    """A stage the run entered, worth telling the user (loading, exporting graphs, …)."""
+
+    message: str
+    kind: str = "status"
+
+
+@dataclass(frozen=True)
+class Note:
+    """Something about the input the user should know (first frame of an animation, …)."""
+
+    message: str
+    kind: str = "note"
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One optimisation step: where it is, the objective, and the time left."""
+
+    scale: int  # 1-based
+    scales: int
+    step: int  # 1-based, within the scale
+    steps: int
+    loss: float
+    fraction: float  # of the whole job's work, 0..1
+    eta_s: float
+    elapsed_s: float
+    height: int
+    width: int
+    kind: str = "progress"
+
+    @property
+    def message(self) -> str:
+        return f"scale {self.scale}/{self.scales}, step {self.step}/{self.steps}"
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["message"] = self.message
+        return data
+
+
+Event = Status | Note | Progress

@@ -1,0 +1,145 @@
+"""Every knob of a run, validated in one place before any compute starts.
+
+The CLI, the worker and ``stylize()`` all build an ``Options``; a nonsense value fails here with
+a message that names the option, so no front end has to repeat the checks.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from .errors import NSTError
+
+QUALITIES = ("draft", "normal", "high")
+PRESERVE_COLORS = ("none", "luminance", "histogram")
+DEVICES = ("auto", "cpu", "cuda")
+OPTIMIZERS = ("lbfgs", "adam")
+INITS = ("content", "noise")
+WEIGHT_SOURCES = ("vgg19", "vgg16", "torchvision-vgg19")
+
+MIN_SIZE = 32
+DEFAULT_SIZE = 512
+COARSEST_SIDE = 128  # the first scale's longest side
+
+
+@dataclass(frozen=True)
+class QualityPreset:
+    """Steps per scale: the coarse scales are cheap, so most of the iterations go there."""
+
+    coarse_steps: int
+    final_steps: int
+    scale_ratio: float  # between consecutive scales' longest sides
+
+
+PRESETS: dict[str, QualityPreset] = {
+    "draft": QualityPreset(coarse_steps=60, final_steps=25, scale_ratio=2.0),
+    "normal": QualityPreset(coarse_steps=150, final_steps=60, scale_ratio=2.0),
+    "high": QualityPreset(coarse_steps=300, final_steps=200, scale_ratio=math.sqrt(2.0)),
+}
+
+
+def strength_to_style_weight(strength: float) -> float:
+    """User-facing 0–1 strength → style weight multiplier; 0.5 is the default balance (×1)."""
+    if not 0.0 <= strength <= 1.0:
+        raise NSTError(f"strength must be between 0 and 1, got {strength}")
+    return 10.0 ** (4.0 * (strength - 0.5))
+
+
+@dataclass(frozen=True)
+class Options:
+    size: int | None = DEFAULT_SIZE  # longest side of the computation; None = the content's own size
+    quality: str = "normal"
+    steps: tuple[int, ...] | None = None  # explicit steps per scale (one value = every scale)
+    style_weight: float = 1.0
+    content_weight: float = 1.0
+    tv_weight: float = 0.0
+    style_blend: tuple[float, ...] | None = None
+    style_scale: float = 1.0
+    preserve_color: str = "none"
+    init: str = "content"
+    init_image: object | None = None  # path, PIL image or array, used when given
+    optimizer: str = "lbfgs"
+    seed: int = 0
+    device: str = "auto"
+    weights: str = "vgg19"
+    pooling: str = "max"
+    extra: dict = field(default_factory=dict)
+
+    def validate(self, n_styles: int) -> Options:
+        _choice("quality", self.quality, QUALITIES)
+        _choice("preserve-color", self.preserve_color, PRESERVE_COLORS)
+        _choice("device", self.device, DEVICES)
+        _choice("optimizer", self.optimizer, OPTIMIZERS)
+        _choice("init", self.init, INITS)
+        _choice("weights", self.weights, WEIGHT_SOURCES)
+        _choice("pooling", self.pooling, ("max", "avg"))
+        if self.size is not None and (not isinstance(self.size, int) or self.size < MIN_SIZE):
+            raise NSTError(f"size must be at least {MIN_SIZE} pixels, got {self.size}")
+        for name in ("style_weight", "content_weight", "tv_weight"):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value < 0:
+                raise NSTError(f"{name.replace('_', '-')} must be a non-negative number, got {value}")
+        if not math.isfinite(self.style_scale) or not 0.05 <= self.style_scale <= 8:
+            raise NSTError(f"style-scale must be between 0.05 and 8, got {self.style_scale}")
+        if self.steps is not None and (not self.steps or any(not isinstance(s, int) or s < 0 for s in self.steps)):
+            raise NSTError(f"steps must be non-negative integers, got {list(self.steps)}")
+        if n_styles < 1:
+            raise NSTError("at least one style image is needed")
+        if self.style_blend is not None:
+            blend = self.style_blend
+            if len(blend) != n_styles:
+                raise NSTError(f"style-blend has {len(blend)} weights for {n_styles} style image(s)")
+            if any(not math.isfinite(b) or b < 0 for b in blend) or sum(blend) <= 0:
+                raise NSTError(f"style-blend weights must be non-negative and not all zero, got {list(blend)}")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
+            raise NSTError(f"seed must be an integer, got {self.seed!r}")
+        return self
+
+    def blend(self, n_styles: int) -> list[float]:
+        weights = self.style_blend or (1.0,) * n_styles
+        total = float(sum(weights))
+        return [w / total for w in weights]
+
+
+def _choice(name: str, value: str, allowed: Sequence[str]) -> None:
+    if value not in allowed:
+        raise NSTError(f"unknown {name} {value!r} (expected {', '.join(allowed)})")
+
+
+def scale_sizes(
+    height: int, width: int, ratio: float, count: int | None = None, coarsest: int = COARSEST_SIDE
+) -> list[tuple[int, int]]:
+    """Coarse-to-fine sizes ending at (height, width), each ``ratio`` times the one before.
+
+    Without ``count``, the first scale's longest side lands near ``coarsest``.
+    """
+    longest = max(height, width)
+    if count is None:
+        count = 1 if longest <= coarsest else 1 + math.ceil(math.log(longest / coarsest) / math.log(ratio) - 1e-9)
+    sizes = []
+    for i in range(count):
+        factor = ratio ** (count - 1 - i)
+        sizes.append((max(16, round(height / factor)), max(16, round(width / factor))))
+    return sizes
+
+
+def plan_scales(options: Options, height: int, width: int) -> list[tuple[int, int, int]]:
+    """(height, width, steps) for each scale, from the quality preset or explicit steps."""
+    preset = PRESETS[options.quality]
+    if options.steps is not None and len(options.steps) > 1:
+        sizes = scale_sizes(height, width, preset.scale_ratio, count=len(options.steps))
+        return [(h, w, s) for (h, w), s in zip(sizes, options.steps, strict=True)]
+    sizes = scale_sizes(height, width, preset.scale_ratio)
+    if options.steps is not None:
+        steps = [options.steps[0]] * len(sizes)
+    else:
+        steps = [preset.coarse_steps] * (len(sizes) - 1) + [preset.final_steps]
+    return [(h, w, s) for (h, w), s in zip(sizes, steps, strict=True)]
+
+
+def compute_size(height: int, width: int, size: int | None) -> tuple[int, int]:
+    """The computation's size: longest side capped at ``size``, shortest side at least MIN_SIZE."""
+    factor = 1.0 if size is None else min(1.0, size / max(height, width))
+    return max(MIN_SIZE, round(height * factor)), max(MIN_SIZE, round(width * factor))
