@@ -6,6 +6,7 @@
 # Idempotent: a complete root carries a stamp file and is reused at once; a root without the
 # stamp (an interrupted build) is removed and built again. Concurrent calls wait on a lock.
 # Needs root (apt-get, debootstrap, chroot). About 2-3 minutes the first time.
+# Exit codes: 0 ready, 1 failed, 77 cannot work here without root (tests skip on 77).
 set -eu
 . "$(dirname "$0")/gimp3-common.sh"
 PKGS="gimp xvfb xauth x11-apps xdotool"
@@ -22,7 +23,7 @@ missing_native() {
 provision_native() {
   miss=$(missing_native | tr '\n' ' ')
   if [ -z "${miss% }" ]; then say "native GIMP 3 already installed"; return; fi
-  [ "$(id -u)" = 0 ] || { say "missing packages (install them as root): $miss"; exit 1; }
+  [ "$(id -u)" = 0 ] || { say "missing packages (install them as root): $miss"; exit 77; }
   say "installing on this host: $miss"
   apt-get update -q
   # shellcheck disable=SC2086
@@ -43,10 +44,11 @@ assert_nothing_mounted() {
 }
 
 provision_chroot() {
+  # entering the root (unshare, chroot) needs root as much as building it does
+  [ "$(id -u)" = 0 ] || { say "GIMP 3 on this host runs in a Debian 13 root, which needs root"; exit 77; }
   if [ -f "$NST_GIMP3_STAMP" ] && [ -x "$NST_GIMP3_ROOT/usr/bin/gimp-console-3.0" ]; then
     say "reusing $NST_GIMP3_ROOT"; return
   fi
-  [ "$(id -u)" = 0 ] || { say "building the GIMP 3 root needs root (debootstrap, chroot)"; exit 1; }
   if [ -e "$NST_GIMP3_ROOT" ]; then
     assert_nothing_mounted
     say "removing the incomplete root $NST_GIMP3_ROOT"

@@ -23,7 +23,10 @@ PYGIMP_INTERP = "python=/usr/bin/python3\npython3=/usr/bin/python3\n:Python:E::p
 
 
 def _provision() -> None:
+    """Install GIMP 3 (or reuse it); skip when this user cannot (not root), fail when it breaks."""
     proc = subprocess.run([str(TOOLS / "provision-gimp3.sh")], capture_output=True, text=True, check=False)
+    if proc.returncode == 77:
+        pytest.skip(f"GIMP 3 is not available here: {proc.stderr.strip()}")
     if proc.returncode != 0:
         pytest.fail(f"tools/provision-gimp3.sh failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
 
