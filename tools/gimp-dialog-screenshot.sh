@@ -10,7 +10,7 @@ REPO=$(dirname "$HERE")
 
 if [ "${1:-}" = --inside ]; then   # second stage: where GIMP 3 is, with Xvfb
   WORK=$2
-  export DISPLAY=:77 GIMP3_DIRECTORY="$WORK/cfg"
+  export DISPLAY=:77 GIMP3_DIRECTORY="$WORK/cfg" GSETTINGS_BACKEND=memory
   Xvfb "$DISPLAY" -screen 0 1024x768x24 -nolisten tcp >"$WORK/xvfb.log" 2>&1 &
   XVFB=$!
   trap 'kill $XVFB 2>/dev/null || true' EXIT

@@ -436,7 +436,7 @@ class NstStyleTransfer(Gimp.PlugIn):
         )
         procedure.set_attribution("nst contributors", "nst contributors", "2025")
         procedure.add_layer_argument(
-            "style-layer", "Style _layer", "A layer (of any open image) to take the style from", True, rw
+            "style-layer", "Style la_yer", "A layer (of any open image) to take the style from", True, rw
         )
         procedure.add_file_argument(
             "style-file",
@@ -447,7 +447,7 @@ class NstStyleTransfer(Gimp.PlugIn):
             None,
             rw,
         )
-        procedure.add_double_argument("strength", "_Strength", "How strongly the style shows (0-1)", 0.0, 1.0, 0.5, rw)
+        procedure.add_double_argument("strength", "S_trength", "How strongly the style shows (0-1)", 0.0, 1.0, 0.5, rw)
         procedure.add_int_argument(
             "size", "Si_ze", "Longest side of the computation in pixels (0 = the layer's own size)", 0, 8192, 512, rw
         )
@@ -461,7 +461,7 @@ class NstStyleTransfer(Gimp.PlugIn):
         procedure.add_choice_argument("device", "_Device", "Where the computation runs", _choice(DEVICES), "auto", rw)
         procedure.add_boolean_argument(
             "use-selection",
-            "Limit to the _selection",
+            "Limit to the selectio_n",
             "Show the result only inside the selection (as a layer mask)",
             True,
             rw,

@@ -100,7 +100,9 @@ def stylize(spec, result):
     result["layers_before"] = describe(image, "before", spec["out_dir"])
     proc = Gimp.get_pdb().lookup_procedure(PROC)
     config = proc.create_config()
-    config.set_property("run-mode", Gimp.RunMode.NONINTERACTIVE)
+    # an interactive run shows the dialog, which starts from the last-used values, not these
+    mode = Gimp.RunMode.INTERACTIVE if spec.get("interactive") else Gimp.RunMode.NONINTERACTIVE
+    config.set_property("run-mode", mode)
     config.set_property("image", image)
     config.set_core_object_array("drawables", [targets[name] for name in spec.get("drawables", ["photo"])])
     for name, value in spec.get("args", {}).items():

@@ -14,12 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from gimp3_harness import IMAGES, REPO, STUB_PYTHON, TOOLS, Gimp3
-
-from nst_runtime import gimp_install
-
-# `#!/usr/bin/env python3` must find a python3 with gi whatever PATH says (RECIPE pitfall 1).
-PYGIMP_INTERP = "python=/usr/bin/python3\npython3=/usr/bin/python3\n:Python:E::py::python3:\n"
+from gimp3_harness import IMAGES, REPO, STUB_PYTHON, TOOLS, Gimp3, make_gimp_config
 
 
 def _provision() -> None:
@@ -43,13 +38,12 @@ def gimp3(tmp_path_factory: pytest.TempPathFactory, test_python: str) -> Gimp3:
     _provision()
     stub = os.environ.get("NST_TEST_WORKER") == "stub"
     config_dir = tmp_path_factory.mktemp("gimp3-config")
-    gimp_install.install(config_dir, str(STUB_PYTHON) if stub else test_python, link=False)
-    (config_dir / "interpreters").mkdir()
-    (config_dir / "interpreters" / "pygimp.interp").write_text(PYGIMP_INTERP)
+    installed = str(STUB_PYTHON) if stub else test_python
+    make_gimp_config(config_dir, installed)
     # one graph cache for the whole session (and later sessions): the first export takes ~25 s
     cache_dir = Path(os.environ.get("NST_CACHE_DIR") or REPO / ".cache" / "nst-test-cache")
     cache_dir.mkdir(parents=True, exist_ok=True)
-    return Gimp3(config_dir, test_python, cache_dir, "stub_worker.py" if stub else "nst_runtime.worker")
+    return Gimp3(config_dir, test_python, cache_dir, "stub_worker.py" if stub else "nst_runtime.worker", installed)
 
 
 @pytest.fixture(scope="session")

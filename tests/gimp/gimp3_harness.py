@@ -6,8 +6,10 @@ import json
 import os
 import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+from nst_runtime import gimp_install
 
 REPO = Path(__file__).resolve().parents[2]
 TOOLS = REPO / "tools"
@@ -15,7 +17,18 @@ IMAGES = REPO.parent / "shared" / "images"
 BATCH_DRIVER = Path(__file__).with_name("batch_driver.py")
 STUB_PYTHON = Path(__file__).with_name("stub-python")
 GIMP_BATCH = ["gimp-console-3.0", "-i", "-d", "-f", "--batch-interpreter=python-fu-eval", "-b", "-", "--quit"]
+DIALOG_DRIVER = Path(__file__).with_name("dialog_driver.sh")
 GIMP_TIMEOUT_S = 900  # the first real-worker run exports the VGG graphs (about 25 s on 2 cores)
+# `#!/usr/bin/env python3` must find a python3 with gi whatever PATH says (RECIPE pitfall 1).
+PYGIMP_INTERP = "python=/usr/bin/python3\npython3=/usr/bin/python3\n:Python:E::py::python3:\n"
+LAST_VALUES = "plug-in-settings/GimpProcedureConfigRun-python-fu-nst-style-transfer.last"
+
+
+def make_gimp_config(config_dir: Path, python: str) -> None:
+    """A GIMP user folder with the plug-in installed by `nst install-gimp-plugin`."""
+    gimp_install.install(config_dir, python, link=False)
+    (config_dir / "interpreters").mkdir(parents=True, exist_ok=True)
+    (config_dir / "interpreters" / "pygimp.interp").write_text(PYGIMP_INTERP)
 
 
 @dataclass
@@ -36,6 +49,7 @@ class Gimp3:
     python: str
     cache_dir: Path
     worker_needle: str  # how the worker process shows in `ps`
+    installed_python: str  # what runtime.json names: the Python, or the stub
 
     def env(self, extra: dict[str, str] | None = None, binds: list[Path] = ()) -> dict[str, str]:
         env = dict(os.environ)
@@ -58,14 +72,31 @@ class Gimp3:
         spec = {**spec, "out_dir": str(work), "result": str(work / "result.json")}
         (work / "spec.json").write_text(json.dumps(spec))
         env = self.env({"NST_BATCH_SPEC": str(work / "spec.json"), **(extra_env or {})}, [work])
-        with BATCH_DRIVER.open("rb") as batch:  # the child keeps its own copy of the descriptor
+        if spec.get("interactive"):  # under Xvfb; xdotool presses OK in the dialog
+            command, stdin = ["sh", str(DIALOG_DRIVER), str(work)], subprocess.DEVNULL
+        else:
+            command, stdin = GIMP_BATCH, BATCH_DRIVER.open("rb")
+        try:
             return subprocess.Popen(
-                [str(TOOLS / "gimp3-run.sh"), *GIMP_BATCH],
-                stdin=batch,
+                [str(TOOLS / "gimp3-run.sh"), *command],
+                stdin=stdin,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 env=env,
             )
+        finally:
+            if stdin is not subprocess.DEVNULL:
+                stdin.close()  # the child has its own copy
+
+    def fresh(self, config_dir: Path, last_values: dict[str, str] | None = None) -> Gimp3:
+        """This GIMP with its own config dir, optionally with the dialog's last-used values
+        (an interactive run starts from those and ignores the caller's: RECIPE pitfall 8)."""
+        make_gimp_config(config_dir, self.installed_python)
+        if last_values:
+            lines = "".join(f"({name} {value})\n" for name, value in last_values.items())
+            (config_dir / LAST_VALUES).parent.mkdir(parents=True, exist_ok=True)
+            (config_dir / LAST_VALUES).write_text(f"# settings\n\n{lines}\n# end of settings\n")
+        return replace(self, config_dir=config_dir)
 
     def finish(self, proc: subprocess.Popen, work: Path, started: float) -> BatchRun:
         out, _ = proc.communicate(timeout=GIMP_TIMEOUT_S)
