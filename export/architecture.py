@@ -84,3 +84,13 @@ def truncated_plan(arch: str, taps: tuple[str, ...]) -> list[Layer]:
     plan = full_plan(arch)
     last = max(i for i, layer in enumerate(plan) if layer.name in taps)
     return plan[: last + 1]
+
+
+def output_shape(plan: list[Layer], name: str, height: int, width: int) -> tuple[int, int, int, int]:
+    """[1, C, h, w] of layer ``name``'s output for an image of height × width (pools floor)."""
+    for layer in plan:
+        if layer.kind == "pool":
+            height, width = height // 2, width // 2
+        if layer.name == name:
+            return 1, layer.out_channels, height, width
+    raise KeyError(name)

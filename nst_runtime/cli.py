@@ -1,12 +1,334 @@
-"""``nst``: the runtime's command line (filled in by the runtime issue)."""
+"""``nst``: style transfer from the command line, a thin shell on ``stylize()``'s events.
 
+``nst CONTENT STYLE [STYLE ...] -o OUT``; also ``nst demo`` (the bundled example) and
+``nst install-gimp-plugin``. Every failure is one line on stderr and a non-zero exit code;
+Ctrl-C stops within a second and writes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import signal
 import sys
+import threading
+import time
+
+from .errors import Cancelled, NSTError
+from .options import DEFAULT_SIZE, DEVICES, INITS, OPTIMIZERS, PRESERVE_COLORS, QUALITIES, WEIGHT_SOURCES
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_CANCELLED = 130
 
 
-def main(argv=None) -> int:
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line, like every other error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+    return values
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer or comma-separated integers, got {text!r}") from None
+
+
+def _number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+
+
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    """The options shared by ``nst`` and ``nst demo``."""
+    p.add_argument(
+        "--size",
+        type=_integer,
+        default=DEFAULT_SIZE,
+        help="longest side of the computation in pixels (0: the content's own size); "
+        "the result is scaled back to the content's size",
+    )
+    p.add_argument(
+        "--quality",
+        choices=QUALITIES,
+        default="normal",
+        help="how many coarse-to-fine scales and steps: draft is quick, high is thorough",
+    )
+    p.add_argument(
+        "--steps",
+        type=_ints,
+        metavar="N[,N...]",
+        help="steps per scale instead of --quality: one number for every scale, or one per "
+        "scale from coarse to fine (their count sets the number of scales)",
+    )
+    p.add_argument(
+        "--strength",
+        type=_number,
+        metavar="0..1",
+        help="style strength in user terms (0.5 = the default balance); replaces --style-weight",
+    )
+    p.add_argument("--style-weight", type=_number, default=1.0, help="multiplier of the style loss")
+    p.add_argument("--content-weight", type=_number, default=1.0, help="multiplier of the content loss")
+    p.add_argument("--tv-weight", type=_number, default=0.0, help="total-variation smoothing (0: off; 1: gentle)")
+    p.add_argument(
+        "--style-blend",
+        type=_floats,
+        metavar="W[,W...]",
+        help="one weight per style image, e.g. 0.7,0.3 (default: equal)",
+    )
+    p.add_argument(
+        "--style-scale",
+        type=_number,
+        default=1.0,
+        help="the style image's size relative to the output (larger: bigger brush strokes)",
+    )
+    p.add_argument(
+        "--preserve-color",
+        choices=PRESERVE_COLORS,
+        default="none",
+        help="keep the content's colours: luminance (style on luminance only) or "
+        "histogram (style colours matched to the content first)",
+    )
+    p.add_argument(
+        "--init",
+        default="content",
+        metavar="content|noise|PATH",
+        help="start from the content image, from seeded random noise, or from an image file",
+    )
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default="lbfgs", help="L-BFGS (default) or Adam")
+    p.add_argument("--seed", type=_integer, default=0, help="random seed; a CPU run is reproducible bit for bit")
+    p.add_argument(
+        "--device",
+        choices=DEVICES,
+        default="auto",
+        help="where VGG runs: auto uses CUDA when onnxruntime and torch can really use it",
+    )
+    p.add_argument(
+        "--weights",
+        choices=WEIGHT_SOURCES,
+        default="vgg19",
+        help="VGG weights (see nst-export --help); vgg19 works offline",
+    )
+    p.add_argument("--pooling", choices=("max", "avg"), default="max", help="VGG pooling (avg: smoother)")
+    p.add_argument("--graphs", metavar="DIR", help="use the graphs exported to DIR by nst-export --out DIR")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress, only errors")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="nst",
+        description="Paint CONTENT in the style of STYLE (Gatys et al.), with VGG running in onnxruntime. "
+        "Other commands: 'nst demo' runs the bundled example; "
+        "'nst install-gimp-plugin' installs the GIMP 3 plug-in.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("content", help="the photo (any format Pillow reads)")
+    p.add_argument("styles", nargs="+", metavar="style", help="one or more style images (paintings)")
+    p.add_argument("-o", "--output", required=True, help="result file; its extension sets the format")
+    add_run_options(p)
+    return p
+
+
+def options_from_args(args: argparse.Namespace):
+    """An ``Options`` from parsed arguments (raises NSTError for nonsense values)."""
+    from .engine import make_options
+
+    init, init_image = args.init, None
+    if init not in INITS:
+        init, init_image = "content", args.init
+    return make_options(
+        size=None if args.size == 0 else args.size, quality=args.quality, steps=args.steps,
+        strength=args.strength, style_weight=args.style_weight, content_weight=args.content_weight,
+        tv_weight=args.tv_weight, style_blend=args.style_blend, style_scale=args.style_scale,
+        preserve_color=args.preserve_color, init=init, init_image=init_image, optimizer=args.optimizer,
+        seed=args.seed, device=args.device, weights=args.weights, pooling=args.pooling,
+    )  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "install-gimp-plugin":
-        from nst_runtime import gimp_install
+        from .gimp_install import main as install_main
 
-        return gimp_install.main(argv[1:])
-    raise SystemExit("nst: the runtime is not built yet")
+        return install_main(argv[1:])
+    if argv and argv[0] == "demo":
+        from .demo import main as demo_main
+
+        return demo_main(argv[1:])
+    args = build_parser().parse_args(argv)
+    return run_and_save(args.content, args.styles, args.output, args, prog="nst")
+
+
+def run_and_save(content: object, styles: list, output: str, args: argparse.Namespace, prog: str) -> int:
+    """Validate everything, stylize in a worker thread (so Ctrl-C is handled at once), save atomically."""
+    say = _Say(prog, quiet=args.quiet)
+    try:
+        from .images import check_output_path
+
+        options = options_from_args(args)
+        options.validate(len(styles))
+        out_path = check_output_path(output)
+        result = _run_cancellable(content, styles, options, args.graphs, say)
+        from .images import save_image
+
+        for note in save_image(result.image, out_path):
+            say.note(note)
+    except NSTError as exc:
+        say.finish_progress()
+        say.error(str(exc))
+        return EXIT_ERROR
+    except Cancelled:
+        say.finish_progress()
+        say.error("cancelled; nothing was written")
+        return EXIT_CANCELLED
+    except MemoryError:
+        say.finish_progress()
+        say.error("not enough memory for this size: try a smaller --size")
+        return EXIT_ERROR
+    except Exception as exc:
+        if os.environ.get("NST_DEBUG"):
+            raise
+        say.finish_progress()
+        say.error(
+            f"unexpected {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
+            "(set NST_DEBUG=1 for details)"
+        )
+        return EXIT_ERROR
+    say.finish_progress()
+    w, h = result.image.size
+    say.info(f"wrote {out_path} ({w}×{h}) in {result.seconds:.1f} s on {result.device}, loss {result.loss:.4g}")
+    return 0
+
+
+def _run_cancellable(content, styles, options, graphs_dir, say: _Say):
+    """Run the engine in a thread; the main thread waits, so SIGINT/SIGTERM are handled at once."""
+    from .engine import run
+
+    cancel = threading.Event()
+    outcome: dict[str, object] = {}
+
+    def target() -> None:
+        try:
+            outcome["result"] = run(content, styles, options, progress=say.event, cancel=cancel, graphs_dir=graphs_dir)
+        except BaseException as exc:  # handed to the main thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target, name="nst-stylize", daemon=True)
+    with _signals_set(cancel):
+        thread.start()
+        while thread.is_alive():
+            thread.join(0.1)
+    if "error" in outcome:
+        raise outcome["error"]  # type: ignore[misc]
+    return outcome["result"]
+
+
+class _signals_set:
+    """Within the block, SIGINT and SIGTERM set ``cancel`` instead of raising."""
+
+    def __init__(self, cancel: threading.Event):
+        self.cancel = cancel
+        self.previous: dict[int, object] = {}
+
+    def __enter__(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self.previous[sig] = signal.signal(sig, lambda *_: self.cancel.set())
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)  # type: ignore[arg-type]
+
+
+class _Say:
+    """Presents engine events on stderr: a progress bar on a terminal, a line per scale otherwise."""
+
+    def __init__(self, prog: str, quiet: bool):
+        self.prog = prog
+        self.quiet = quiet
+        self.tty = sys.stderr.isatty()
+        self.bar = None
+        self.scale = 0
+        self.last_line = 0.0
+
+    def error(self, message: str) -> None:
+        print(f"{self.prog}: error: {message}", file=sys.stderr, flush=True)
+
+    def note(self, message: str) -> None:
+        if not self.quiet:
+            self._write(f"{self.prog}: note: {message}")
+
+    def info(self, message: str) -> None:
+        if not self.quiet:
+            print(message, file=sys.stderr, flush=True)
+
+    def _write(self, line: str) -> None:
+        if self.bar is not None:
+            self.bar.write(line, file=sys.stderr)
+        else:
+            print(line, file=sys.stderr, flush=True)
+
+    def event(self, event) -> None:
+        if self.quiet:
+            return
+        if event.kind == "progress":
+            self._progress(event)
+        elif event.kind == "note":
+            self.note(event.message)
+        else:
+            self._write(f"{self.prog}: {event.message}")
+
+    def _progress(self, e) -> None:
+        eta = "?" if not math.isfinite(e.eta_s) else time.strftime("%M:%S", time.gmtime(e.eta_s))
+        text = f"{e.message} ({e.width}×{e.height}), loss {e.loss:.4g}, ETA {eta}"
+        if self.tty:
+            if self.bar is None:
+                from tqdm import tqdm
+
+                self.bar = tqdm(
+                    total=1000,
+                    file=sys.stderr,
+                    leave=False,
+                    dynamic_ncols=True,
+                    bar_format="{percentage:3.0f}%|{bar}| {desc}",
+                )
+            self.bar.set_description_str(text, refresh=False)
+            self.bar.update(round(e.fraction * 1000) - self.bar.n)
+            return
+        now = time.monotonic()
+        if e.scale != self.scale or e.step == e.steps or now - self.last_line >= 5.0:
+            self.scale, self.last_line = e.scale, now
+            print(f"{self.prog}: {e.fraction * 100:3.0f}% {text}", file=sys.stderr, flush=True)
+
+    def finish_progress(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

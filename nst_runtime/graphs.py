@@ -1,0 +1,82 @@
+"""Finding the exported graphs a run needs, exporting them on first use, and refusing bad ones."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from nst_export import DEFAULT_LAYERS, ExportError, ExportRequest, export_graphs
+from nst_export.architecture import Layer, truncated_plan
+from nst_export.manifest import FEATURE_FILE, GRADIENT_FILE, check_files, read_manifest
+
+from .errors import NSTError
+
+
+@dataclass(frozen=True)
+class GraphSet:
+    """A checked pair of graphs and what the manifest says about them."""
+
+    folder: Path
+    manifest: dict
+
+    @property
+    def feature_path(self) -> Path:
+        return self.folder / FEATURE_FILE
+
+    @property
+    def gradient_path(self) -> Path:
+        return self.folder / GRADIENT_FILE
+
+    @property
+    def taps(self) -> tuple[str, ...]:
+        return tuple(self.manifest["layers"])
+
+    @property
+    def plan(self) -> list[Layer]:
+        return truncated_plan(self.manifest["arch"], self.taps)
+
+    @property
+    def feature_outputs(self) -> list[str]:
+        return list(self.manifest["graphs"]["feature"]["outputs"])
+
+    @property
+    def gradient_inputs(self) -> list[str]:
+        return list(self.manifest["graphs"]["gradient"]["inputs"])
+
+
+def ensure_graphs(
+    weights: str = "vgg19",
+    pooling: str = "max",
+    layers: tuple[str, ...] = DEFAULT_LAYERS,
+    folder: str | Path | None = None,
+    log: Callable[[str], None] = lambda _m: None,
+) -> GraphSet:
+    """The graph set for this configuration: an explicit ``folder`` is checked and never rewritten;
+    otherwise the per-user cache is used and (re-)exported when missing or stale."""
+    if folder is not None:
+        return _checked(Path(folder), layers)
+
+    def announce(message: str) -> None:
+        log("exporting the VGG graphs once (about 30 s): " + message.split(" to ", 1)[0])
+
+    try:
+        result = export_graphs(ExportRequest(weights=weights, layers=layers, pooling=pooling), log=announce)
+    except ExportError as exc:
+        raise NSTError(str(exc)) from None
+    return GraphSet(result.folder, result.manifest)
+
+
+def _checked(folder: Path, layers: tuple[str, ...]) -> GraphSet:
+    """A folder the user chose decides weights and pooling; it must be intact and hold the taps."""
+    manifest = read_manifest(folder)
+    if manifest is None:
+        raise NSTError(f"no graph manifest in {folder}: export graphs there with nst-export --out {folder}")
+    try:
+        check_files(folder, manifest)
+    except ExportError as exc:
+        raise NSTError(str(exc)) from None
+    missing = [layer for layer in layers if layer not in manifest.get("layers", [])]
+    if missing:
+        raise NSTError(f"graphs in {folder} lack the layers {', '.join(missing)}")
+    return GraphSet(folder, manifest)

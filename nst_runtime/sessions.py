@@ -1,0 +1,72 @@
+"""onnxruntime sessions on the device that really works.
+
+onnxruntime-gpu lists the CUDA provider even where CUDA cannot load, so "auto" trusts only a
+session that, once created, still reports the CUDA provider; everything else runs on the CPU.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+import onnxruntime as ort
+
+from .errors import NSTError
+
+CUDA = "CUDAExecutionProvider"
+CPU = "CPUExecutionProvider"
+
+
+def physical_cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def session_options(threads: int | None = None) -> ort.SessionOptions:
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = threads or physical_cores()
+    options.inter_op_num_threads = 1
+    # Spinning threads would steal the cores torch needs for the losses between runs.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    return options
+
+
+def cuda_usable() -> bool:
+    """Cheap pre-check: both torch (which holds the tensors) and onnxruntime must see CUDA."""
+    if CUDA not in ort.get_available_providers():
+        return False
+    try:
+        import torch
+
+        return bool(torch.cuda.is_available())
+    except Exception:
+        return False
+
+
+def create_session(path: Path, device: str, threads: int | None = None) -> tuple[ort.InferenceSession, str]:
+    """A session for ``path`` on ``device`` ("auto", "cpu" or "cuda"); returns it and the device used."""
+    if device not in ("auto", "cpu", "cuda"):
+        raise NSTError(f"unknown device {device!r} (expected auto, cpu or cuda)")
+    if device != "cpu" and cuda_usable():
+        if hasattr(ort, "preload_dlls"):
+            with contextlib.suppress(Exception):
+                ort.preload_dlls()
+        options = session_options(threads)
+        options.log_severity_level = 4  # a failed CUDA load is expected on many machines; we report it ourselves
+        try:
+            session = ort.InferenceSession(str(path), options, providers=[CUDA, CPU])
+        except Exception as exc:
+            if device == "cuda":
+                raise NSTError(f"CUDA was requested but onnxruntime cannot use it: {exc}") from None
+        else:
+            if CUDA in session.get_providers():
+                return session, "cuda"
+    if device == "cuda":
+        raise NSTError("CUDA was requested but is not usable here (no CUDA GPU, or onnxruntime/torch lack CUDA)")
+    return ort.InferenceSession(str(path), session_options(threads), providers=[CPU]), "cpu"
