@@ -35,13 +35,11 @@ ro="$ro:${NST_GIMP3_RO_BINDS:-}"
 rw=${NST_GIMP3_BINDS:-}
 if [ -n "${NST_CACHE_DIR:-}" ]; then mkdir -p "$NST_CACHE_DIR"; rw="$rw:$NST_CACHE_DIR"; fi
 
-# "rw DIR" / "ro DIR" lines, shortest path first, dropping dirs inside one already listed
-# (same-path binds of a parent already show them, and mkdir under a read-only bind would fail).
+# "rw DIR" / "ro DIR" lines, parents before the dirs inside them (a read-write cache inside the
+# read-only repo is mounted on top of it), each dir once (read-write wins).
 plan=$( { echo "$rw" | tr ':' '\n' | sed -n 's|^\(/.*[^/]\)/*$|rw \1|p'
           echo "$ro" | tr ':' '\n' | sed -n 's|^\(/.*[^/]\)/*$|ro \1|p'; } |
-        awk '{ print length($2), $0 }' | sort -n -s | cut -d' ' -f2- |
-        awk '{ for (i = 1; i <= n; i++) if ($2 == seen[i] || index($2, seen[i] "/") == 1) next
-               seen[++n] = $2; print }')
+        awk '{ print length($2), $0 }' | sort -n -s | cut -d' ' -f2- | awk '!seen[$2]++')
 
 export NST_GIMP3_ROOT NST_GIMP3_PLAN="$plan"
 exec unshare --mount --propagation private sh -eu -c '

@@ -43,6 +43,7 @@ WORKER_MODULE = "nst_runtime.worker"
 # GIMP puts these in every plug-in's environment; they would break or redirect the user's Python.
 DROPPED_ENV = ("GI_TYPELIB_PATH", "PYTHONHOME", "PYTHONPATH", "PYTHONSTARTUP", "PYTHONSAFEPATH")
 TERMINATE_GRACE_S = 1.5
+EXIT_CANCELLED = 130  # the worker's exit code after SIGTERM/SIGINT
 PR_SET_PDEATHSIG = 1
 
 QUALITIES = (("draft", "Draft"), ("normal", "Normal"), ("high", "High"))
@@ -202,6 +203,8 @@ def run_worker(python: str, request: dict, on_event: Callable[[dict], None]) -> 
             if "done" in msg or "error" in msg:
                 final = msg
             elif "event" in msg:
+                if msg["event"] != "progress":  # stages and notes also go to GIMP's terminal
+                    log(f"worker {msg['event']}: {msg.get('message')}")
                 on_event(msg)
         returncode = proc.wait()
     finally:
@@ -215,6 +218,8 @@ def run_worker(python: str, request: dict, on_event: Callable[[dict], None]) -> 
         if message == "cancelled":
             raise Cancelled(message)
         raise PlugInError(message)
+    if returncode in (-signal.SIGTERM, -signal.SIGINT, EXIT_CANCELLED):  # stopped before it could say so
+        raise Cancelled("cancelled")
     raise PlugInError(_failure_message(returncode, tail))
 
 

@@ -264,9 +264,20 @@ def test_gimp_cancel_stops_the_worker(gimp3: Gimp3, images: Path, tmp_path: Path
     assert_untouched(result)
 
 
+def handles_sigterm(pid: int) -> bool:
+    """Whether the process has installed its own SIGTERM handler (its SigCgt mask has the bit)."""
+    try:
+        status = (Path("/proc") / str(pid) / "status").read_text()
+    except OSError:
+        return False
+    caught = int(next(line for line in status.splitlines() if line.startswith("SigCgt:")).split()[1], 16)
+    return bool(caught & (1 << (signal.SIGTERM - 1)))
+
+
 def test_worker_cancel_leaves_the_image_alone(gimp3: Gimp3, images: Path, tmp_path: Path) -> None:
     """A worker stopped by SIGTERM reports "cancelled": the procedure returns CANCEL and adds nothing."""
     gimp, worker, started = start_long_run(gimp3, images, tmp_path)
+    assert wait_for(lambda: handles_sigterm(worker), 60), "the worker never installed its SIGTERM handler"
     os.kill(worker, signal.SIGTERM)
     assert wait_for(lambda: not alive(worker), 1.0), "the worker ignored SIGTERM for a second"
     result = gimp3.finish(gimp, tmp_path, started).result
