@@ -8,6 +8,9 @@
 #   - NST_GIMP3_BINDS / NST_GIMP3_RO_BINDS: colon-separated extra dirs, read-write / read-only,
 # and /proc mounted (torch and onnxruntime read it). PATH becomes a system PATH so that
 # `#!/usr/bin/env python3` plug-ins get the root's python3, which has gi.
+# A Python that lives in system dirs (a venv made from /usr/bin/python3) cannot be bound at the
+# same path without hiding the root's own /usr: then the host's / is bound at /host and, unless
+# NST_PYTHON is set, NST_PYTHON names a wrapper that runs that Python via `chroot /host`.
 #   usage: tools/gimp3-run.sh COMMAND [ARG...]
 set -eu
 . "$(dirname "$0")/gimp3-common.sh"
@@ -28,8 +31,15 @@ if spec and spec.origin:
 
 ro=$NST_REPO
 py=${NST_GIMP3_PYTHON:-${NST_PYTHON:-}}
+host_python=
 if [ -n "$py" ]; then
-  for d in $(python_dirs "$py"); do ro="$ro:$d"; done
+  for d in $(python_dirs "$py"); do
+    case "$d" in
+      /usr | /usr/* | /bin | /bin/* | /sbin | /sbin/* | /lib | /lib/* | /lib64 | /lib64/* | /etc | /etc/* | /var | /var/*)
+        host_python=$py ;;
+      *) ro="$ro:$d" ;;
+    esac
+  done
 fi
 ro="$ro:${NST_GIMP3_RO_BINDS:-}"
 rw=${NST_GIMP3_BINDS:-}
@@ -41,7 +51,7 @@ plan=$( { echo "$rw" | tr ':' '\n' | sed -n 's|^\(/.*[^/]\)/*$|rw \1|p'
           echo "$ro" | tr ':' '\n' | sed -n 's|^\(/.*[^/]\)/*$|ro \1|p'; } |
         awk '{ print length($2), $0 }' | sort -n -s | cut -d' ' -f2- | awk '!seen[$2]++')
 
-export NST_GIMP3_ROOT NST_GIMP3_PLAN="$plan"
+export NST_GIMP3_ROOT NST_GIMP3_PLAN="$plan" NST_GIMP3_HOST_PYTHON="$host_python"
 exec unshare --mount --propagation private sh -eu -c '
 R=$NST_GIMP3_ROOT
 echo "$NST_GIMP3_PLAN" | while read -r mode dir; do
@@ -51,6 +61,17 @@ echo "$NST_GIMP3_PLAN" | while read -r mode dir; do
   if [ "$mode" = ro ]; then mount -o remount,bind,ro "$R$dir"; fi
 done
 mount -t proc proc "$R/proc"
-unset NST_GIMP3_PLAN
+if [ -n "$NST_GIMP3_HOST_PYTHON" ]; then
+  mkdir -p "$R/host"
+  mount --rbind / "$R/host"
+  mkdir -p "$R/run/nst-host"
+  mount -t tmpfs -o size=1m tmpfs "$R/run/nst-host"   # private to this command, like the mounts
+  wrapper=/run/nst-host/python
+  printf "#!/bin/sh\n# written by tools/gimp3-run.sh: the host Python, run on the host root\n" >"$R$wrapper"
+  printf "exec chroot /host /usr/bin/env --chdir=/ \"%s\" \"\$@\"\n" "$NST_GIMP3_HOST_PYTHON" >>"$R$wrapper"
+  chmod +x "$R$wrapper"
+  export NST_PYTHON="${NST_PYTHON:-$wrapper}"
+fi
+unset NST_GIMP3_PLAN NST_GIMP3_HOST_PYTHON
 exec chroot "$R" env HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$@"
 ' sh "$@"
