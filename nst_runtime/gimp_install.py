@@ -140,15 +140,18 @@ def interpreter_problem(gimp_dir: Path) -> str | None:
     )
 
 
+def interp_text(python: Path = SYSTEM_PYTHON) -> str:
+    """A pygimp.interp that runs `#!/usr/bin/env python3` plug-ins (and .py files) with python."""
+    return f"{INTERP_MARK}\npython={python}\npython3={python}\n:Python:E::py::python3:\n"
+
+
 def fix_interpreter(gimp_dir: Path) -> str:
     """Map python/python3 to the system python3 that has gi, in the user's GIMP folder."""
     if not has_gi(SYSTEM_PYTHON):
         raise InstallError(f"{SYSTEM_PYTHON} cannot import gi either: install your distribution's python3-gi")
     interp = gimp_dir / INTERP_FILE
     interp.parent.mkdir(parents=True, exist_ok=True)
-    interp.write_text(
-        f"{INTERP_MARK}\npython={SYSTEM_PYTHON}\npython3={SYSTEM_PYTHON}\n:Python:E::py::python3:\n", encoding="utf-8"
-    )
+    interp.write_text(interp_text(), encoding="utf-8")
     return f"wrote {interp}: GIMP's Python plug-ins run with {SYSTEM_PYTHON}"
 
 

@@ -19,8 +19,6 @@ STUB_PYTHON = Path(__file__).with_name("stub-python")
 GIMP_BATCH = ["gimp-console-3.0", "-i", "-d", "-f", "--batch-interpreter=python-fu-eval", "-b", "-", "--quit"]
 DIALOG_DRIVER = Path(__file__).with_name("dialog_driver.sh")
 GIMP_TIMEOUT_S = 900  # the first real-worker run exports the VGG graphs (about 25 s on 2 cores)
-# `#!/usr/bin/env python3` must find a python3 with gi whatever PATH says (RECIPE pitfall 1).
-PYGIMP_INTERP = "python=/usr/bin/python3\npython3=/usr/bin/python3\n:Python:E::py::python3:\n"
 LAST_VALUES = "plug-in-settings/GimpProcedureConfigRun-python-fu-nst-style-transfer.last"
 
 
@@ -28,7 +26,8 @@ def make_gimp_config(config_dir: Path, python: str) -> None:
     """A GIMP user folder with the plug-in installed by `nst install-gimp-plugin`."""
     gimp_install.install(config_dir, python, link=False)
     (config_dir / "interpreters").mkdir(parents=True, exist_ok=True)
-    (config_dir / "interpreters" / "pygimp.interp").write_text(PYGIMP_INTERP)
+    # `#!/usr/bin/env python3` must find the root's python3, which has gi (RECIPE pitfall 1)
+    (config_dir / "interpreters" / "pygimp.interp").write_text(gimp_install.interp_text())
 
 
 @dataclass
