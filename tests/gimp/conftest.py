@@ -14,7 +14,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from gimp3_harness import IMAGES, REPO, STUB_PYTHON, TOOLS, Gimp3, make_gimp_config
+
+from .gimp3_harness import IMAGES, REPO, STUB_PYTHON, TOOLS, Gimp3, make_gimp_config
 
 
 def _provision() -> None:

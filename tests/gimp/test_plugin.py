@@ -9,8 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from gimp3_harness import Gimp3
 from PIL import Image
+
+from .gimp3_harness import Gimp3
 
 pytestmark = pytest.mark.gimp
 
