@@ -40,8 +40,9 @@ PROC_NAME = "python-fu-nst-style-transfer"
 PIXEL_FORMAT = "R'G'B'A u8"  # sRGB-encoded 8-bit RGBA: what the worker protocol carries
 RUNTIME_HINT = "runtime not found: run `nst install-gimp-plugin`"
 WORKER_MODULE = "nst_runtime.worker"
-# GIMP puts these in every plug-in's environment; they would break or redirect the user's Python.
-DROPPED_ENV = ("GI_TYPELIB_PATH", "PYTHONHOME", "PYTHONPATH", "PYTHONSTARTUP", "PYTHONSAFEPATH")
+# GIMP (or its bundle: AppImage, flatpak, the macOS and Windows builds) sets these for its own
+# Python; in the user's Python they would load the wrong typelibs or the wrong standard library.
+DROPPED_ENV = ("GI_TYPELIB_PATH", "PYTHONHOME", "PYTHONPATH")
 TERMINATE_GRACE_S = 1.5
 EXIT_CANCELLED = 130  # the worker's exit code after SIGTERM/SIGINT
 PR_SET_PDEATHSIG = 1

@@ -179,9 +179,11 @@ def test_no_style_is_a_calling_error(gimp3: Gimp3, images: Path, tmp_path: Path)
     assert_untouched(result)
 
 
-def test_runtime_not_found(gimp3: Gimp3, images: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("python", ["/nonexistent/bin/python", "/usr/bin/python3"], ids=["missing", "no-nst_runtime"])
+def test_runtime_not_found(gimp3: Gimp3, images: Path, tmp_path: Path, python: str) -> None:
+    """NST_PYTHON names no Python, or one without nst_runtime (GIMP's own)."""
     spec = scene(images, tmp_path, args={**FAST, "style-file": str(images / "starry_night.jpg")})
-    result = gimp3.batch(spec, tmp_path, {"NST_PYTHON": "/nonexistent/bin/python"}).result
+    result = gimp3.batch(spec, tmp_path, {"NST_PYTHON": python}).result
     assert result["status"] == "execution-error"
     assert (result["message"] or "").startswith(RUNTIME_HINT), result["message"]
     assert_untouched(result)
