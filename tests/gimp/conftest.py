@@ -50,6 +50,9 @@ def gimp3(tmp_path_factory: pytest.TempPathFactory, test_python: str) -> Gimp3:
 @pytest.fixture(scope="session")
 def images() -> Path:
     """../shared/images (photo and paintings); tests that need them skip without it."""
-    if not (IMAGES / "golden_gate.jpg").is_file() or not (IMAGES / "starry_night.jpg").is_file():
-        pytest.skip(f"test images not found at {IMAGES} (the project's ../shared/images)")
+    missing = [
+        name for name in ("golden_gate.jpg", "starry_night.jpg", "the_scream.jpg") if not (IMAGES / name).is_file()
+    ]
+    if missing:
+        pytest.skip(f"test images {', '.join(missing)} not found at {IMAGES} (the project's ../shared/images)")
     return IMAGES
