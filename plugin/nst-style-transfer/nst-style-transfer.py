@@ -16,8 +16,6 @@ import base64
 import collections
 import contextlib
 import ctypes
-import ctypes.util
-import functools
 import json
 import os
 import signal
@@ -111,19 +109,24 @@ def worker_env() -> dict[str, str]:
 
 # ---------------------------------------------------------------- the worker process
 
-_LIBC = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True) if sys.platform == "linux" else None
 
-
-def _die_with_parent(parent_pid: int) -> None:
-    """Runs in the child before exec: SIGTERM it when the plug-in dies.
+def _die_with_parent() -> Callable[[], None] | None:
+    """A preexec_fn that has the kernel SIGTERM the worker when the plug-in dies (Linux only).
 
     GIMP cancels a plug-in by killing it (SIGKILL after a 10 ms grace), so the plug-in gets no
-    chance to stop its worker; the kernel's parent-death signal does it instead.
+    chance to stop its worker; the parent-death signal does it instead.
     """
-    if _LIBC is not None:
-        _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-    if os.getppid() != parent_pid:  # the plug-in died before prctl took effect
-        os.kill(os.getpid(), signal.SIGTERM)
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl  # libc's, loaded before the fork
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent:  # the plug-in died before prctl took effect
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return preexec
 
 
 def _feed(stream: IO[bytes], data: bytes) -> None:
@@ -184,7 +187,7 @@ def run_worker(python: str, request: dict, on_event: Callable[[dict], None]) -> 
             stderr=subprocess.PIPE,
             env=worker_env(),
             cwd=tempfile.gettempdir(),  # never a folder whose nst_runtime/ would shadow the installed one
-            preexec_fn=functools.partial(_die_with_parent, os.getpid()),
+            preexec_fn=_die_with_parent(),
         )
     except OSError as exc:
         raise PlugInError(f"{RUNTIME_HINT} ({python}: {exc.strerror})") from exc
