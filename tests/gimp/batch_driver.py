@@ -98,10 +98,13 @@ def stylize(spec, result):
     image, photo, painting = build_scene(spec)
     targets = {"photo": photo, "painting": painting}
     result["layers_before"] = describe(image, "before", spec["out_dir"])
+    if spec.get("gui") == "cancel":  # in the GUI, the progress bar lives in the image window
+        Gimp.Display.new(image)
+        Gimp.displays_flush()
     proc = Gimp.get_pdb().lookup_procedure(PROC)
     config = proc.create_config()
     # an interactive run shows the dialog, which starts from the last-used values, not these
-    mode = Gimp.RunMode.INTERACTIVE if spec.get("interactive") else Gimp.RunMode.NONINTERACTIVE
+    mode = Gimp.RunMode.INTERACTIVE if spec.get("gui") == "dialog" else Gimp.RunMode.NONINTERACTIVE
     config.set_property("run-mode", mode)
     config.set_property("image", image)
     config.set_core_object_array("drawables", [targets[name] for name in spec.get("drawables", ["photo"])])
@@ -119,7 +122,8 @@ def stylize(spec, result):
         result["exported"] = bool(
             Gimp.file_save(Gimp.RunMode.NONINTERACTIVE, image, Gio.File.new_for_path(spec["export"]), None)
         )
-    image.delete()
+    if spec.get("gui") != "cancel":  # GIMP keeps an image that has a display; it quits anyway
+        image.delete()
 
 
 def main():

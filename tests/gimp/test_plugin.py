@@ -238,11 +238,14 @@ def alive(pid: int) -> bool:
         return False
 
 
+def long_run_args(images: Path) -> dict:
+    """Normal quality at the photo's own size: a run that lasts long enough to cancel."""
+    return {"size": 0, "quality": "normal", "style-file": str(images / "starry_night.jpg")}
+
+
 def start_long_run(gimp3: Gimp3, images: Path, tmp_path: Path):
-    """A run that lasts a while (normal quality at the photo's own size) and its worker's pid."""
-    spec = scene(
-        images, tmp_path, args={"size": 0, "quality": "normal", "style-file": str(images / "starry_night.jpg")}
-    )
+    """Start a long run; return GIMP, the worker's pid and the start time."""
+    spec = scene(images, tmp_path, args=long_run_args(images))
     started = time.monotonic()
     gimp = gimp3.start(spec, tmp_path, {"NST_STUB_STEP_S": "3"})
     worker = wait_for(lambda: find_descendant(gimp.pid, gimp3.worker_needle), 120)
@@ -295,7 +298,17 @@ def test_interactive_dialog_runs_the_transfer(gimp3: Gimp3, images: Path, tmp_pa
     """The dialog (under Xvfb) opens with the last-used values; OK runs the transfer."""
     last = {"style-file": f'"file://{images / "starry_night.jpg"}"', "size": "64", "quality": '"draft"'}
     gimp = gimp3.fresh(tmp_path / "config", last)
-    result = gimp.batch(scene(images, tmp_path, interactive=True), tmp_path).result
+    result = gimp.batch(scene(images, tmp_path, gui="dialog"), tmp_path).result
     assert result["status"] == "success", result["message"]
     assert [i["name"] for i in result["layers_after"]] == ["Starry Night — style", "Background"]
     assert (tmp_path / "dialog.xwd").stat().st_size > 0
+
+
+def test_progress_cancel_button_in_the_gui(gimp3: Gimp3, images: Path, tmp_path: Path) -> None:
+    """The full GIMP GUI: Cancel on the status bar's progress stops the worker within a second."""
+    spec = scene(images, tmp_path, gui="cancel", args=long_run_args(images))
+    result = gimp3.batch(spec, tmp_path, {"NST_STUB_STEP_S": "3"}).result
+    clicked, gone = map(float, (tmp_path / "cancel.txt").read_text().split())
+    assert gone - clicked < 1.0, f"the worker took {gone - clicked:.2f} s to stop"
+    assert result["status"] == "cancel", result
+    assert_untouched(result)
