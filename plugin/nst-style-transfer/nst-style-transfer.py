@@ -199,6 +199,7 @@ def run_worker(python: str, request: dict, on_event: Callable[[dict], None]) -> 
     for t in threads:
         t.start()
     final = None
+    iterating = False
     try:
         for raw in proc.stdout:
             msg = _parse(raw)
@@ -207,8 +208,9 @@ def run_worker(python: str, request: dict, on_event: Callable[[dict], None]) -> 
             if "done" in msg or "error" in msg:
                 final = msg
             elif "event" in msg:
-                if msg["event"] != "progress":  # stages and notes also go to GIMP's terminal
+                if msg["event"] != "progress" or not iterating:  # stages go to GIMP's terminal too
                     log(f"worker {msg['event']}: {msg.get('message')}")
+                    iterating = msg["event"] == "progress"
                 on_event(msg)
         returncode = proc.wait()
     finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -40,6 +41,42 @@ class BatchRun:
     seconds: float = 0.0
 
 
+class Running:
+    """A GIMP run in progress; its output is collected as it comes, so a test can wait for a line."""
+
+    def __init__(self, proc: subprocess.Popen, work: Path) -> None:
+        self.proc, self.work, self.started = proc, work, time.monotonic()
+        self.lines: list[str] = []
+        self.changed = threading.Condition()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        for raw in self.proc.stdout:
+            with self.changed:
+                self.lines.append(raw.decode("utf-8", "replace"))
+                self.changed.notify_all()
+
+    def wait_for_line(self, needle: str, timeout: float) -> bool:
+        """Whether a line containing needle appeared within timeout seconds."""
+        with self.changed:
+            return self.changed.wait_for(lambda: any(needle in line for line in self.lines), timeout)
+
+    def finish(self) -> BatchRun:
+        """Wait for the end; check GIMP exited 0 and the driver wrote a result."""
+        self.proc.wait(timeout=GIMP_TIMEOUT_S)
+        self.reader.join(10)
+        log = "".join(self.lines)
+        (self.work / "gimp.log").write_text(log)
+        result_file = self.work / "result.json"
+        result = json.loads(result_file.read_text()) if result_file.exists() else {}
+        run = BatchRun(self.proc.returncode, log, result, time.monotonic() - self.started)
+        assert run.returncode == 0, f"gimp-console exited {run.returncode}:\n{log[-4000:]}"
+        assert "exception" not in result, result.get("exception")
+        assert result, f"the batch driver wrote no result:\n{log[-4000:]}"
+        return run
+
+
 @dataclass
 class Gimp3:
     """Runs the batch driver in GIMP 3 with one GIMP config dir for the session."""
@@ -66,7 +103,7 @@ class Gimp3:
         env.update(extra or {})
         return env
 
-    def start(self, spec: dict, work: Path, extra_env: dict[str, str] | None = None) -> subprocess.Popen:
+    def start(self, spec: dict, work: Path, extra_env: dict[str, str] | None = None) -> Running:
         """Start gimp-console on the batch driver (for tests that act while it runs)."""
         spec = {**spec, "out_dir": str(work), "result": str(work / "result.json")}
         (work / "spec.json").write_text(json.dumps(spec))
@@ -77,7 +114,7 @@ class Gimp3:
         else:
             command, stdin = GIMP_BATCH, BATCH_DRIVER.open("rb")
         try:
-            return subprocess.Popen(
+            proc = subprocess.Popen(
                 [str(TOOLS / "gimp3-run.sh"), *command],
                 stdin=stdin,
                 stdout=subprocess.PIPE,
@@ -87,6 +124,7 @@ class Gimp3:
         finally:
             if stdin is not subprocess.DEVNULL:
                 stdin.close()  # the child has its own copy
+        return Running(proc, work)
 
     def fresh(self, config_dir: Path, last_values: dict[str, str] | None = None) -> Gimp3:
         """This GIMP with its own config dir, optionally with the dialog's last-used values
@@ -98,19 +136,6 @@ class Gimp3:
             (config_dir / LAST_VALUES).write_text(f"# settings\n\n{lines}\n# end of settings\n")
         return replace(self, config_dir=config_dir)
 
-    def finish(self, proc: subprocess.Popen, work: Path, started: float) -> BatchRun:
-        out, _ = proc.communicate(timeout=GIMP_TIMEOUT_S)
-        log = out.decode("utf-8", "replace")
-        (work / "gimp.log").write_text(log)
-        result_file = work / "result.json"
-        result = json.loads(result_file.read_text()) if result_file.exists() else {}
-        run = BatchRun(proc.returncode, log, result, time.monotonic() - started)
-        assert run.returncode == 0, f"gimp-console exited {run.returncode}:\n{log[-4000:]}"
-        assert "exception" not in result, result.get("exception")
-        assert result, f"the batch driver wrote no result:\n{log[-4000:]}"
-        return run
-
     def batch(self, spec: dict, work: Path, extra_env: dict[str, str] | None = None) -> BatchRun:
         """Run the batch driver on spec to the end."""
-        started = time.monotonic()
-        return self.finish(self.start(spec, work, extra_env), work, started)
+        return self.start(spec, work, extra_env).finish()

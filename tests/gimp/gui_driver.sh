@@ -3,7 +3,7 @@
 #   gui_driver.sh dialog WORK_DIR   gimp-console, interactive run: wait for the plug-in's dialog,
 #                                   dump it to WORK_DIR/dialog.xwd and press OK (Alt+O).
 #   gui_driver.sh cancel WORK_DIR   the full GIMP GUI with the image on screen: once the worker
-#                                   ($NST_WORKER_NEEDLE in its command line) has run 2 s, dump the
+#                                   ($NST_WORKER_NEEDLE in its command line) iterates, dump the
 #                                   screen to WORK_DIR/progress.xwd and click Cancel on the
 #                                   progress bar in the status bar; WORK_DIR/cancel.txt gets the
 #                                   click time and the time the worker was gone.
@@ -30,18 +30,19 @@ if [ "$MODE" = dialog ]; then
   xwd -silent -id "$WID" >"$WORK/dialog.xwd"
   xdotool windowfocus --sync "$WID" key alt+o
 else
+  LOG=$WORK/gui.log
+  trap 'kill $XVFB 2>/dev/null; cat "$LOG"' EXIT
   # shellcheck disable=SC2086
-  gimp-3.0 -n -s -d -f $BATCH <"$HERE/batch_driver.py" &
+  gimp-3.0 -n -s -d -f $BATCH <"$HERE/batch_driver.py" >"$LOG" 2>&1 &
   GIMP=$!
-  worker=   # our worker: a child of our plug-in, a child of our GIMP (other GIMPs may be running)
-  for _ in $(seq 1200); do
-    plugin=$(pgrep -P "$GIMP" -f nst-style-transfer.py | head -1)
-    [ -n "$plugin" ] && worker=$(pgrep -P "$plugin" -f -- "$NST_WORKER_NEEDLE" | head -1)
-    [ -n "$worker" ] && break
+  for _ in $(seq 3000); do   # the plug-in logs the worker's first progress event
+    grep -q "worker progress:" "$LOG" && break
     sleep 0.1
   done
-  if [ -z "$worker" ]; then echo "gui_driver: no worker appeared" >&2; kill $GIMP; exit 1; fi
-  sleep 2
+  # our worker: a child of our plug-in, a child of our GIMP (other GIMPs may be running)
+  plugin=$(pgrep -P "$GIMP" -f nst-style-transfer.py | head -1)
+  worker=$([ -n "$plugin" ] && pgrep -P "$plugin" -f -- "$NST_WORKER_NEEDLE" | head -1)
+  if [ -z "$worker" ]; then echo "gui_driver: no iterating worker" >&2; kill $GIMP; exit 1; fi
   WID=$(xdotool search --name ' – GIMP$' | head -1)   # the image window, status bar at its bottom
   xwd -silent -root >"$WORK/progress.xwd"
   eval "$(xdotool getwindowgeometry --shell "$WID")"

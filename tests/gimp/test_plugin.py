@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from .gimp3_harness import Gimp3
+from .gimp3_harness import Gimp3, Running
 
 pytestmark = pytest.mark.gimp
 
@@ -243,29 +243,30 @@ def long_run_args(images: Path) -> dict:
     return {"size": 0, "quality": "normal", "style-file": str(images / "starry_night.jpg")}
 
 
-def start_long_run(gimp3: Gimp3, images: Path, tmp_path: Path):
-    """Start a long run; return GIMP, the worker's pid and the start time."""
-    spec = scene(images, tmp_path, args=long_run_args(images))
-    started = time.monotonic()
-    gimp = gimp3.start(spec, tmp_path, {"NST_STUB_STEP_S": "3"})
-    worker = wait_for(lambda: find_descendant(gimp.pid, gimp3.worker_needle), 120)
-    if worker is None:
-        gimp.kill()
-        pytest.fail("no worker process appeared:\n" + gimp.communicate()[0].decode(errors="replace")[-3000:])
-    time.sleep(2)  # let it get going
-    return gimp, worker, started
+ITERATING = "[nst-style-transfer] worker progress:"  # the plug-in logs the worker's first progress event
+
+
+def start_long_run(gimp3: Gimp3, images: Path, tmp_path: Path) -> tuple[Running, int]:
+    """Start a long run and wait until the worker iterates; return the run and the worker's pid."""
+    run = gimp3.start(scene(images, tmp_path, args=long_run_args(images)), tmp_path, {"NST_STUB_STEP_S": "3"})
+    if not run.wait_for_line(ITERATING, 300):
+        run.proc.kill()
+        pytest.fail("the worker never reported progress:\n" + "".join(run.lines)[-3000:])
+    worker = find_descendant(run.proc.pid, gimp3.worker_needle)
+    assert worker is not None, "no worker process below GIMP"
+    return run, worker
 
 
 def test_gimp_cancel_stops_the_worker(gimp3: Gimp3, images: Path, tmp_path: Path) -> None:
     """GIMP cancels a plug-in by killing it; the worker must stop within a second, the image stay as it was."""
-    gimp, worker, started = start_long_run(gimp3, images, tmp_path)
-    plugin = find_descendant(gimp.pid, "nst-style-transfer.py")
-    assert plugin is not None and alive(worker)
+    run, worker = start_long_run(gimp3, images, tmp_path)
+    plugin = find_descendant(run.proc.pid, "nst-style-transfer.py")
+    assert plugin is not None
     os.kill(plugin, signal.SIGKILL)
     killed = time.monotonic()
     assert wait_for(lambda: not alive(worker), 5), "the worker outlived the plug-in"
     assert time.monotonic() - killed < 1.0, f"the worker took {time.monotonic() - killed:.2f} s to stop"
-    result = gimp3.finish(gimp, tmp_path, started).result
+    result = run.finish().result
     assert result["status"] != "success"
     assert_untouched(result)
 
@@ -282,11 +283,11 @@ def handles_sigterm(pid: int) -> bool:
 
 def test_worker_cancel_leaves_the_image_alone(gimp3: Gimp3, images: Path, tmp_path: Path) -> None:
     """A worker stopped by SIGTERM reports "cancelled": the procedure returns CANCEL and adds nothing."""
-    gimp, worker, started = start_long_run(gimp3, images, tmp_path)
-    assert wait_for(lambda: handles_sigterm(worker), 60), "the worker never installed its SIGTERM handler"
+    run, worker = start_long_run(gimp3, images, tmp_path)
+    assert handles_sigterm(worker), "the worker iterates without a SIGTERM handler"
     os.kill(worker, signal.SIGTERM)
     assert wait_for(lambda: not alive(worker), 1.0), "the worker ignored SIGTERM for a second"
-    result = gimp3.finish(gimp, tmp_path, started).result
+    result = run.finish().result
     assert result["status"] == "cancel", result
     assert_untouched(result)
 
