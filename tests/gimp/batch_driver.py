@@ -7,6 +7,7 @@
 # result's "exception".
 import json
 import os
+import time
 import traceback
 
 import gi
@@ -43,6 +44,17 @@ def describe(image, phase, out_dir):
     return infos
 
 
+def handshake(out_dir, mine, theirs, timeout=120):
+    """Tell the GUI driver we are ready (a file), then wait for its answer (another file)."""
+    open(os.path.join(out_dir, mine), "w").close()
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(os.path.join(out_dir, theirs)):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no {theirs} from the GUI driver")
+        time.sleep(0.1)
+    time.sleep(0.5)  # let GIMP finish what the key started
+
+
 def registration():
     proc = Gimp.get_pdb().lookup_procedure(PROC)
     if proc is None:
@@ -71,6 +83,8 @@ def registration():
 def build_scene(spec):
     """The content photo, plus the painting as a second layer (below it) when asked."""
     image = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(spec["content"]))
+    if spec.get("gui") == "undo":  # an image a plug-in loads starts with undo disabled
+        image.undo_enable()
     photo = image.get_layers()[0]
     painting = None
     if spec.get("painting"):
@@ -98,7 +112,7 @@ def stylize(spec, result):
     image, photo, painting = build_scene(spec)
     targets = {"photo": photo, "painting": painting}
     result["layers_before"] = describe(image, "before", spec["out_dir"])
-    if spec.get("gui") == "cancel":  # in the GUI, the progress bar lives in the image window
+    if spec.get("gui") in ("cancel", "undo"):  # the GUI shows the image (progress bar, undo)
         Gimp.Display.new(image)
         Gimp.displays_flush()
     proc = Gimp.get_pdb().lookup_procedure(PROC)
@@ -118,11 +132,14 @@ def stylize(spec, result):
     result["status"] = returned.index(0).value_nick
     result["message"] = returned.index(1) if returned.length() > 1 else None
     result["layers_after"] = describe(image, "after", spec["out_dir"])
+    if spec.get("gui") == "undo":  # gui_driver.sh presses Ctrl+Z once in the image window
+        handshake(spec["out_dir"], "ready-for-undo", "undone")
+        result["layers_undone"] = describe(image, "undone", spec["out_dir"])
     if spec.get("export"):
         result["exported"] = bool(
             Gimp.file_save(Gimp.RunMode.NONINTERACTIVE, image, Gio.File.new_for_path(spec["export"]), None)
         )
-    if spec.get("gui") != "cancel":  # GIMP keeps an image that has a display; it quits anyway
+    if spec.get("gui") not in ("cancel", "undo"):  # GIMP keeps an image that has a display
         image.delete()
 
 

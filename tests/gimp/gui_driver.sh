@@ -7,6 +7,9 @@
 #                                   screen to WORK_DIR/progress.xwd and click Cancel on the
 #                                   progress bar in the status bar; WORK_DIR/cancel.txt gets the
 #                                   click time and the time the worker was gone.
+#   gui_driver.sh undo WORK_DIR     the full GIMP GUI: when the batch driver has the result
+#                                   (WORK_DIR/ready-for-undo), press Ctrl+Z once in the image
+#                                   window, then create WORK_DIR/undone.
 # No window manager: windows sit at 0,0 and GIMP keeps the keyboard focus unless a window takes
 # it (RECIPE pitfall 10). Env: GIMP3_DIRECTORY, NST_BATCH_SPEC.
 set -u
@@ -20,6 +23,8 @@ trap 'kill $XVFB 2>/dev/null' EXIT
 sleep 1
 now() { date +%s.%N; }
 
+image_window() { xdotool search --name ' – GIMP$' | head -1; }   # title ends "– GIMP"
+
 if [ "$MODE" = dialog ]; then
   # shellcheck disable=SC2086
   gimp-console-3.0 -i -d -f $BATCH <"$HERE/batch_driver.py" &
@@ -29,6 +34,16 @@ if [ "$MODE" = dialog ]; then
   sleep 1
   xwd -silent -id "$WID" >"$WORK/dialog.xwd"
   xdotool windowfocus --sync "$WID" key alt+o
+elif [ "$MODE" = undo ]; then
+  # shellcheck disable=SC2086
+  gimp-3.0 -n -s -d -f $BATCH <"$HERE/batch_driver.py" &
+  GIMP=$!
+  for _ in $(seq 3000); do [ -e "$WORK/ready-for-undo" ] && break; sleep 0.1; done
+  WID=$(image_window)
+  xdotool windowfocus --sync "$WID" key ctrl+z
+  sleep 1
+  xwd -silent -root >"$WORK/undone.xwd"
+  touch "$WORK/undone"
 else
   LOG=$WORK/gui.log
   trap 'kill $XVFB 2>/dev/null; cat "$LOG"' EXIT
@@ -43,7 +58,7 @@ else
   plugin=$(pgrep -P "$GIMP" -f nst-style-transfer.py | head -1)
   worker=$([ -n "$plugin" ] && pgrep -P "$plugin" -f -- "$NST_WORKER_NEEDLE" | head -1)
   if [ -z "$worker" ]; then echo "gui_driver: no iterating worker" >&2; kill $GIMP; exit 1; fi
-  WID=$(xdotool search --name ' – GIMP$' | head -1)   # the image window, status bar at its bottom
+  WID=$(image_window)   # its status bar holds the progress bar
   xwd -silent -root >"$WORK/progress.xwd"
   eval "$(xdotool getwindowgeometry --shell "$WID")"
   clicked=$(now)

@@ -313,3 +313,23 @@ def test_progress_cancel_button_in_the_gui(gimp3: Gimp3, images: Path, tmp_path:
     assert gone - clicked < 1.0, f"the worker took {gone - clicked:.2f} s to stop"
     assert result["status"] == "cancel", result
     assert_untouched(result)
+
+
+def test_one_ctrl_z_removes_all_results(gimp3: Gimp3, images: Path, tmp_path: Path) -> None:
+    """Two layers stylized inside a selection: a single Ctrl+Z in the GUI leaves the image as it was."""
+    spec = scene(
+        images,
+        tmp_path,
+        painting=True,
+        painting_scale=[320, 200],
+        drawables=["photo", "painting"],
+        selection=[100, 100, 400, 300],
+        feather=8,
+        gui="undo",
+        args={**FAST, "style-layer": "painting"},
+    )
+    result = gimp3.batch(spec, tmp_path).result
+    assert result["status"] == "success", result["message"]
+    assert len(result["layers_after"]) == 4 and all(i["has_mask"] for i in result["layers_after"][0::2])
+    assert [i["name"] for i in result["layers_undone"]] == [i["name"] for i in result["layers_before"]]
+    assert_sources_unchanged(result["layers_before"], result["layers_undone"])
