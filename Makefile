@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml constraints.txt
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/nst-export
+	$(VENV)/bin/nst demo -o demo.png
 
 test: $(STAMP)
 	$(PY) -m pytest

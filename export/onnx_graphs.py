@@ -104,3 +104,57 @@ def export_gradient_graph(net: FeatureNet, grad_net: GradientNet, path: Path, op
             dynamic_shapes=(dynamic,),
         )
     _save(program, path, grad_net.input_names, ["grad_image"])
+
+
+def export_fused_graph(
+    net: FeatureNet, feature_path: Path, gradient_path: Path, path: Path, opset: int = DEFAULT_OPSET
+) -> list[str]:
+    """feature → loss → gradient, composed into one graph; returns its input names.
+
+    The loss graph is exported on its own (its inputs share symbolic dims with the taps, which
+    torch.export can express) and wired to the other two by name with onnx.compose.
+    """
+    from onnx import compose
+
+    from .torch_loss import LossNet
+
+    loss_net = LossNet(net.taps)
+    with torch.no_grad():
+        outputs = dict(zip(net.output_names, net(torch.rand(1, 3, *TRACE_SIZE)), strict=True))
+    content, styles = loss_net.content_layer, loss_net.style_layers
+    examples: dict[str, torch.Tensor] = {t: outputs[t] for t in net.taps}
+    if content:
+        examples["content_target"] = torch.randn_like(outputs[content])
+    for s in styles:
+        channels = outputs[s].shape[1]
+        examples[f"gram_{s}"] = torch.randn(channels, channels)
+    examples["content_weight"] = torch.tensor(1.0)
+    examples["style_weights"] = torch.ones(len(styles))
+    levels = _dims(1 + sum(1 for layer in net.plan if layer.kind == "pool"))
+
+    def spec(name: str) -> dict | None:
+        layer = content if name == "content_target" else name
+        if layer not in net.taps:
+            return None
+        level = _output_level(net, layer)
+        return {2: levels[level][0], 3: levels[level][1]}
+
+    with _quiet(), torch.no_grad():
+        program = torch.onnx.export(
+            loss_net.eval(), tuple(examples[n] for n in loss_net.input_names), dynamo=True, opset_version=opset,
+            verbose=False, input_names=loss_net.input_names, output_names=loss_net.output_names,
+            dynamic_shapes=(tuple(spec(n) for n in loss_net.input_names),),
+        )  # fmt: skip
+    feature = compose.add_prefix(onnx.load(str(feature_path)), "feature/", rename_inputs=False, rename_outputs=False)
+    loss = compose.add_prefix(program.model_proto, "loss/", rename_inputs=False, rename_outputs=False)
+    gradient = compose.add_prefix(onnx.load(str(gradient_path)), "gradient/", rename_inputs=False, rename_outputs=False)
+    first = compose.merge_models(
+        feature, loss, io_map=[(t, t) for t in net.taps], outputs=[*net.output_names, *loss_net.output_names]
+    )
+    fused = compose.merge_models(
+        first, gradient, io_map=[(i.name, i.name) for i in gradient.graph.input],
+        outputs=["loss", "content_loss", "style_loss", "grad_image"],
+    )  # fmt: skip
+    fused.producer_name = "nst_export"
+    onnx.save_model(fused, str(path))
+    return [i.name for i in fused.graph.input]

@@ -21,6 +21,7 @@ from .errors import ExportError
 from .manifest import (
     DEFAULT_OPSET,
     FEATURE_FILE,
+    FUSED_FILE,
     GRADIENT_FILE,
     GraphKey,
     exporter_versions,
@@ -108,9 +109,9 @@ def export_graphs(req: ExportRequest, log: Callable[[str], None] = lambda _msg: 
     _ensure_writable(folder)
 
     # The exporter and verifier are heavy imports; a reuse (the common case) never needs them.
-    from .onnx_graphs import export_feature_graph, export_gradient_graph
+    from .onnx_graphs import export_feature_graph, export_fused_graph, export_gradient_graph
     from .torch_vgg import FeatureNet, GradientNet
-    from .verify import verify_graphs
+    from .verify import verify_fused, verify_graphs
 
     weights = weights or load_weights(src)
     log(f"exporting {weights.arch} graphs ({src.label}, {req.pooling} pooling, {len(layers)} taps) to {folder}")
@@ -120,9 +121,13 @@ def export_graphs(req: ExportRequest, log: Callable[[str], None] = lambda _msg: 
     try:
         export_feature_graph(net, staging / FEATURE_FILE, req.opset)
         export_gradient_graph(net, grad_net, staging / GRADIENT_FILE, req.opset)
+        fused_inputs = export_fused_graph(
+            net, staging / FEATURE_FILE, staging / GRADIENT_FILE, staging / FUSED_FILE, req.opset
+        )
         checks = verify_graphs(net, grad_net, staging / FEATURE_FILE, staging / GRADIENT_FILE)
-        manifest = _manifest(key, src, weights, net, grad_net, staging, checks)
-        for name in (FEATURE_FILE, GRADIENT_FILE):
+        checks.update(verify_fused(net, staging / FUSED_FILE))
+        manifest = _manifest(key, src, weights, net, grad_net, fused_inputs, staging, checks)
+        for name in (FEATURE_FILE, GRADIENT_FILE, FUSED_FILE):
             (staging / name).replace(folder / name)
         write_manifest(folder, manifest)
     finally:
@@ -136,19 +141,25 @@ def _manifest(
     weights: VGGWeights,
     net: FeatureNet,
     grad_net: GradientNet,
+    fused_inputs: list[str],
     staging: Path,
     checks: dict,
 ) -> dict:
     def graph_entry(name: str, inputs: list[str], outputs: list[str]) -> dict:
         path = staging / name
+        stat = path.stat()  # a rename into place keeps size and mtime, so they identify the published file
         return {
             "file": name,
             "sha256": sha256_file(path),
-            "bytes": path.stat().st_size,
+            "bytes": stat.st_size,
+            "mtime_ns": stat.st_mtime_ns,
             "inputs": inputs,
             "outputs": outputs,
         }
 
+    from .torch_loss import loss_layers
+
+    content_layer, style_layers = loss_layers(key.layers)
     pre = weights.preprocessing
     return {
         "key": key.to_json(),
@@ -172,6 +183,12 @@ def _manifest(
         "graphs": {
             "feature": graph_entry(FEATURE_FILE, ["image"], net.output_names),
             "gradient": graph_entry(GRADIENT_FILE, grad_net.input_names, ["grad_image"]),
+            "fused": graph_entry(FUSED_FILE, fused_inputs, ["loss", "content_loss", "style_loss", "grad_image"]),
+        },
+        "loss": {
+            "content_layer": content_layer,
+            "style_layers": list(style_layers),
+            "formula": "content_weight·mean((F−T)²) + Σ style_weights[l]·mean((FFᵀ/hw − A_l)²)",
         },
         "saved": [{"name": s.name, "layer": s.layer, "kind": s.kind} for s in net.saved],
         "verification": checks,

@@ -21,6 +21,7 @@ from .torch_vgg import FeatureNet, GradientNet, grad_name
 
 FEATURE_TOLERANCE = 1e-5
 GRADIENT_TOLERANCE = 1e-5
+LOSS_TOLERANCE = 1e-4  # a scalar summed over ~10⁶ terms in a different order: fp32 gives ~1e-5
 CHECK_SIZES = ((37, 53), (64, 48))  # one odd, one even; small so an export stays fast
 
 
@@ -97,3 +98,45 @@ def verify_graphs(net: FeatureNet, grad_net: GradientNet, feature_path: Path, gr
         "feature_tolerance": FEATURE_TOLERANCE,
         "gradient_tolerance": GRADIENT_TOLERANCE,
     }
+
+
+def fused_feed(net: FeatureNet, image: torch.Tensor, seed: int = 7) -> tuple[dict[str, torch.Tensor], dict]:
+    """Targets and weights for the fused graph, from other smooth images (so the loss is not zero)."""
+    from .torch_loss import LossNet, gram_name
+
+    loss_net = LossNet(net.taps)
+    height, width = image.shape[2], image.shape[3]
+    with torch.no_grad():
+        target = net.features(smooth_image(height, width, seed=seed))
+        style = net.features(smooth_image(height + 9, width - 5, seed=seed + 1))
+    named: dict[str, torch.Tensor] = {}
+    if loss_net.content_layer:
+        named["content_target"] = target[loss_net.content_layer]
+    for layer in loss_net.style_layers:
+        flat = style[layer].flatten(2)[0]
+        named[gram_name(layer)] = flat @ flat.T / flat.shape[1]
+    named["content_weight"] = torch.tensor(0.5)
+    named["style_weights"] = torch.tensor([10.0 / style[s].shape[1] ** 2 for s in loss_net.style_layers])
+    return named, {"loss_net": loss_net}
+
+
+def verify_fused(net: FeatureNet, fused_path: Path) -> dict:
+    """The fused graph's loss and gradient against torch autograd on the same loss."""
+    session = cpu_session(fused_path)
+    worst_loss = worst_grad = 0.0
+    for height, width in CHECK_SIZES:
+        image = smooth_image(height, width, seed=11)
+        named, extra = fused_feed(net, image)
+        x = image.clone().requires_grad_(True)
+        reference = extra["loss_net"].reference(net.features(x), named)
+        (grad,) = torch.autograd.grad(reference, x)
+        feed = {"image": image.numpy(), **{k: v.numpy() for k, v in named.items()}}
+        loss, _, _, onnx_grad = session.run(None, feed)
+        loss_err = abs(float(loss) - float(reference.detach())) / abs(float(reference.detach()))
+        grad_err = relative_l2(onnx_grad, grad)
+        worst_loss, worst_grad = max(worst_loss, loss_err), max(worst_grad, grad_err)
+        if not (loss_err <= LOSS_TOLERANCE and grad_err <= GRADIENT_TOLERANCE):
+            raise ExportError(
+                f"fused graph differs from torch ({height}×{width}): loss {loss_err:.1e}, gradient {grad_err:.1e}"
+            )
+    return {"fused_loss_relative_error": worst_loss, "fused_gradient_relative_l2": worst_grad}

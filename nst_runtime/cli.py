@@ -274,6 +274,8 @@ class _Say:
         self.bar = None
         self.scale = 0
         self.last_line = 0.0
+        # Without a terminal, one progress line per scale and then every few seconds (0: every step).
+        self.every = float(os.environ.get("NST_PROGRESS_EVERY", "5"))
 
     def error(self, message: str) -> None:
         print(f"{self.prog}: error: {message}", file=sys.stderr, flush=True)
@@ -320,7 +322,7 @@ class _Say:
             self.bar.update(round(e.fraction * 1000) - self.bar.n)
             return
         now = time.monotonic()
-        if e.scale != self.scale or e.step == e.steps or now - self.last_line >= 5.0:
+        if e.scale != self.scale or e.step == e.steps or now - self.last_line >= self.every:
             self.scale, self.last_line = e.scale, now
             print(f"{self.prog}: {e.fraction * 100:3.0f}% {text}", file=sys.stderr, flush=True)
 
@@ -330,5 +332,13 @@ class _Say:
             self.bar = None
 
 
+def entry() -> None:
+    """Console-script entry: skip the interpreter's teardown, which takes torch seconds to finish."""
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

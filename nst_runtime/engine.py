@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from nst_export.architecture import output_shape
+
 from . import color
 from .errors import NSTError
 from .events import Event, Note, Progress, Status
@@ -31,7 +33,7 @@ ADAM_LR = 0.02
 LBFGS_HISTORY = 100
 LINE_SEARCH_STEPS = 5  # per scale, see _optimise_scale
 BLOWUP_FACTOR = 4.0
-TV_SCALE = 1e4  # makes --tv-weight 1 a visible but gentle smoothing next to the default content/style balance
+TV_SCALE = 1e6  # makes --tv-weight 1 a visible but gentle smoothing next to the default content/style balance
 GRAPH_LAYERS = (*STYLE_LAYERS[:4], CONTENT_LAYER, STYLE_LAYERS[4])  # relu1_1 … relu4_1, relu4_2, relu5_1
 
 ProgressCallback = Callable[[Event], None]
@@ -198,17 +200,19 @@ class _Job:
         self.work_done = 0
         self.opt_started: float | None = None
         self.last_loss = math.nan
-        self.last_parts: dict[str, float] = {}
 
     def optimise(self) -> tuple[np.ndarray, float, dict[str, float]]:
-        x = None
+        x = objective = None
         for index, (height, width, steps) in enumerate(self.scales):
             self.vgg.check_cancel()
             x = self._start_image(x, height, width)
             objective = self._objective(height, width)
             x = self._optimise_scale(x, objective, index, steps)
-        assert x is not None
-        return _to_array(x), self.last_loss, self.last_parts
+        assert x is not None and objective is not None
+        with torch.no_grad():  # the objective of the image actually returned, not of the last step's start
+            values = objective(x, self.vgg.features(x, objective.layers) if objective.layers else {})
+        parts = {k: float(v) for k, v in values.items()}
+        return _to_array(x), parts["total"], parts
 
     def _start_image(self, previous: torch.Tensor | None, height: int, width: int) -> torch.Tensor:
         if previous is not None:
@@ -263,10 +267,22 @@ class _Job:
         warmup_left = LINE_SEARCH_STEPS
         best_loss, best_x = math.inf, x.detach().clone()
         parts: dict[str, float] = {}
+        fused = self._fused_targets(objective, x.shape[2], x.shape[3])
 
         def closure() -> torch.Tensor:
             self.vgg.check_cancel()
             opt.zero_grad(set_to_none=True)
+            if fused is not None:  # one onnxruntime run: loss and gradient (the same values, faster)
+                values, grad = self.vgg.loss_and_grad(x, fused)
+                tv = objective.tv(x) if objective.tv is not None else None
+                if tv is not None:
+                    tv.backward()
+                    grad = grad + x.grad
+                values["tv"] = float(tv.detach()) if tv is not None else 0.0
+                values["total"] += values["tv"]
+                x.grad = grad.to(x.device)
+                parts.update(values)
+                return torch.tensor(values["total"])
             values = objective(x, self.vgg.features(x, layers) if layers else {})
             values["total"].backward()
             parts.update({k: float(v.detach()) for k, v in values.items()})
@@ -290,13 +306,35 @@ class _Job:
             elif loss < best_loss:
                 best_loss = loss
                 best_x.copy_(x.detach())
-            self.last_loss, self.last_parts = loss, dict(parts)
+            self.last_loss = loss
             self.work_done += height * width
             self._report(index, step, steps, loss, height, width)
             if self.options.optimizer == "adam":
                 with torch.no_grad():
                     x.clamp_(0, 1)
         return x.detach().clamp(0, 1)
+
+    def _fused_targets(self, objective: StyleObjective, height: int, width: int) -> dict[str, torch.Tensor] | None:
+        """The fused graph's inputs for this objective, or None when its built-in loss differs."""
+        content_layer, style_layers = self.vgg.graphs.loss_layers
+        if not self.options.fused or content_layer != CONTENT_LAYER or set(style_layers) != set(STYLE_LAYERS):
+            return None
+        zeros = torch.zeros((), device=self.device)
+        targets: dict[str, torch.Tensor] = {}
+        if objective.content is not None:
+            targets["content_target"], content_weight = objective.content.target, objective.content.weight
+        else:
+            shape = output_shape(self.vgg.graphs.plan, CONTENT_LAYER, height, width)
+            targets["content_target"], content_weight = torch.zeros(shape, device=self.device), 0.0
+        weights = []
+        for layer in style_layers:
+            loss = objective.styles[layer] if layer in objective.styles else None  # noqa: SIM401 (ModuleDict)
+            channels = output_shape(self.vgg.graphs.plan, layer, height, width)[1]
+            targets[f"gram_{layer}"] = loss.target if loss is not None else torch.zeros((channels, channels))
+            weights.append(loss.weight if loss is not None else 0.0)
+        targets["content_weight"] = zeros + content_weight
+        targets["style_weights"] = torch.tensor(weights, dtype=torch.float32, device=self.device)
+        return targets
 
     def _skip(self, index: int, steps: int, x: torch.Tensor) -> None:
         """Count steps that will not run as done, so the progress still reaches the scale's end."""

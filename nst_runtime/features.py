@@ -36,8 +36,9 @@ class VGG:
         self.graphs = graphs
         self.taps = graphs.taps
         self._plan = graphs.plan
+        self._threads = threads
         self._feature, self.device = create_session(graphs.feature_path, device, threads)
-        self._gradient, _ = create_session(graphs.gradient_path, self.device, threads)
+        self._lazy: dict[str, ort.InferenceSession] = {}  # gradient and fused graphs, made on first use
         self._saved = {s["name"]: s for s in graphs.manifest["saved"]}
         self._outputs = graphs.feature_outputs
         self._grad_inputs = graphs.gradient_inputs
@@ -80,7 +81,13 @@ class VGG:
         if self._cancel is not None and self._cancel.is_set():
             raise Cancelled()
 
-    # --- the two graphs ---
+    def _session(self, role: str) -> ort.InferenceSession:
+        if role not in self._lazy:
+            path = self.graphs.gradient_path if role == "gradient" else self.graphs.fused_path
+            self._lazy[role], _ = create_session(path, self.device, self._threads)
+        return self._lazy[role]
+
+    # --- the graphs ---
 
     def _shape(self, name: str, height: int, width: int) -> tuple[int, ...]:
         layer = self._saved[name]["layer"] if name in self._saved else name
@@ -134,8 +141,34 @@ class VGG:
             else:
                 inputs[name] = saved[name]
         grad_image = torch.empty((1, 3, height, width), dtype=torch.float32, device=self.torch_device)
-        self._run(self._gradient, inputs, {"grad_image": grad_image})
+        self._run(self._session("gradient"), inputs, {"grad_image": grad_image})
         return grad_image
+
+    def loss_and_grad(
+        self, image: torch.Tensor, targets: dict[str, torch.Tensor]
+    ) -> tuple[dict[str, float], torch.Tensor]:
+        """The fused graph: the built-in Gatys loss and d loss / d image in one run.
+
+        ``targets`` holds ``content_target``, ``gram_<layer>`` for each style layer,
+        ``content_weight`` (a scalar tensor) and ``style_weights`` (one per style layer).
+        """
+        _check_image(image)
+        image = image.detach().to(self.torch_device, torch.float32).contiguous()
+        inputs = {"image": image}
+        for name in self.graphs.fused_inputs[1:]:
+            inputs[name] = targets[name].detach().to(self.torch_device, torch.float32).contiguous()
+        scalars = {
+            n: torch.empty((), dtype=torch.float32, device=self.torch_device)
+            for n in ("loss", "content_loss", "style_loss")
+        }
+        grad = torch.empty_like(image)
+        self._run(self._session("fused"), inputs, {**scalars, "grad_image": grad})
+        parts = {
+            "total": float(scalars["loss"]),
+            "content": float(scalars["content_loss"]),
+            "style": float(scalars["style_loss"]),
+        }
+        return parts, grad
 
     def features(self, image: torch.Tensor, layers: tuple[str, ...] | None = None) -> dict[str, torch.Tensor]:
         """The taps as differentiable tensors (the gradient flows through the gradient graph)."""

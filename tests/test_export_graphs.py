@@ -38,7 +38,13 @@ def test_manifest_records_what_went_in(vgg19_export):
     assert m["layers"] == list(DEFAULT_LAYERS)
     assert m["pooling"] == "max" and m["opset"] >= 18
     assert "BGR" in m["preprocessing"]["weights_expect"]
-    assert set(m["graphs"]) == {"feature", "gradient"}
+    assert set(m["graphs"]) == {"feature", "gradient", "fused"}
+    assert m["verification"]["fused_gradient_relative_l2"] <= 1e-5
+    assert m["loss"] == {
+        **m["loss"],
+        "content_layer": "relu4_2",
+        "style_layers": [t for t in DEFAULT_LAYERS if t != "relu4_2"],
+    }
     assert all(len(g["sha256"]) == 64 for g in m["graphs"].values())
     assert {"torch", "onnx", "nst"} <= set(m["exporter"])
     assert m["graphs"]["feature"]["outputs"][: len(DEFAULT_LAYERS)] == list(DEFAULT_LAYERS)

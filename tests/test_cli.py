@@ -1,0 +1,193 @@
+"""``nst`` and the worker as users and the plug-in meet them: real processes, real weights."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import shared_image
+
+QUICK = ["--size", "48", "--steps", "2"]
+
+
+def nst(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "nst_runtime", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, *words: str) -> None:
+    assert proc.returncode not in (0, None)
+    message = proc.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert message.startswith("nst: error:"), proc.stderr
+    for word in words:
+        assert word in message, message
+
+
+@pytest.fixture(scope="module")
+def photo(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("inputs") / "photo.png"
+    Image.open(shared_image("golden_gate.jpg")).convert("RGB").resize((80, 60)).save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def painting() -> Path:
+    return shared_image("starry_night.jpg")
+
+
+def test_writes_the_result_in_the_format_of_its_extension(tmp_path, photo, painting):
+    out = tmp_path / "result.jpg"
+    proc = nst(str(photo), str(painting), "-o", str(out), *QUICK)
+    assert proc.returncode == 0, proc.stderr
+    with Image.open(out) as im:
+        assert im.format == "JPEG" and im.size == (80, 60)
+    assert [p.name for p in tmp_path.iterdir()] == ["result.jpg"]
+
+
+@pytest.mark.parametrize(
+    ("make", "words"),
+    [
+        (lambda d: d / "missing.jpg", ["content file not found"]),
+        (lambda d: _write(d / "empty.png", b""), ["content file is empty"]),
+        (lambda d: _write(d / "notes.png", b"just some text\n"), ["content file is not an image"]),
+        (lambda d: _write(d / "cut.jpg", shared_image("golden_gate.jpg").read_bytes()[:3000]), ["truncated"]),
+    ],
+)
+def test_bad_content_files(tmp_path, painting, make, words):
+    out = tmp_path / "out" / "r.png"
+    out.parent.mkdir()
+    proc = nst(str(make(tmp_path)), str(painting), "-o", str(out))
+    assert_one_line_error(proc, *words)
+    assert not any(out.parent.iterdir())
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("options", "words"),
+    [
+        (["--style-weight", "-1"], ["style-weight"]),
+        (["--size", "16"], ["size must be at least 32"]),
+        (["--style-blend", "0.5,0.3,0.2"], ["style-blend has 3 weights for 1"]),
+        (["--device", "tpu"], ["device"]),
+        (["--quality", "best"], ["quality"]),
+    ],
+)
+def test_nonsense_options(tmp_path, photo, painting, options, words):
+    proc = nst(str(photo), str(painting), "-o", str(tmp_path / "r.png"), *options)
+    assert_one_line_error(proc, *words)
+    assert not list(tmp_path.iterdir())
+
+
+def test_missing_output_dir_fails_before_compute(tmp_path, photo, painting):
+    started = time.perf_counter()
+    proc = nst(str(photo), str(painting), "-o", str(tmp_path / "no" / "such" / "r.png"))
+    assert_one_line_error(proc, "output directory does not exist")
+    assert "step" not in proc.stderr
+    assert time.perf_counter() - started < 60
+
+
+def test_ctrl_c_stops_within_a_second_and_writes_nothing(tmp_path, photo, painting):
+    out = tmp_path / "r.png"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "nst_runtime",
+            str(photo),
+            str(painting),
+            "-o",
+            str(out),
+            "--size",
+            "256",
+            "--steps",
+            "1000",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    line = ""
+    while "step" not in line:  # wait until it is optimising
+        line = proc.stderr.readline()
+        assert line or proc.poll() is None, "nst ended before optimising"
+    proc.send_signal(signal.SIGINT)
+    started = time.perf_counter()
+    rest = proc.communicate(timeout=10)[1]
+    assert time.perf_counter() - started < 1.5
+    assert proc.returncode == 130
+    assert "cancelled" in rest and "Traceback" not in rest
+    assert not list(tmp_path.iterdir())
+
+
+def worker(request: dict | str, timeout: float = 300) -> tuple[int, list[dict]]:
+    text = request if isinstance(request, str) else json.dumps(request)
+    proc = subprocess.run(
+        [sys.executable, "-m", "nst_runtime.worker"], input=text, capture_output=True, text=True, timeout=timeout
+    )
+    return proc.returncode, [json.loads(line) for line in proc.stdout.splitlines()]
+
+
+def test_worker_round_trips_raw_rgba_and_keeps_alpha(painting):
+    rng = np.random.default_rng(7)
+    rgba = rng.integers(0, 256, (30, 40, 4), dtype=np.uint8)
+    code, lines = worker(
+        {
+            "content": {"rgba": base64.b64encode(rgba.tobytes()).decode(), "width": 40, "height": 30},
+            "styles": [{"path": str(painting)}],
+            "options": {"size": 40, "steps": 2, "quality": "draft", "strength": 0.5},
+        }
+    )
+    assert code == 0, lines[-1]
+    progress = [e for e in lines if e.get("event") == "progress"]
+    assert progress and progress[-1]["fraction"] == 1.0 and "scale 1/1" in progress[-1]["message"]
+    done = lines[-1]["done"]
+    result = np.frombuffer(base64.b64decode(done["rgba"]), np.uint8).reshape(30, 40, 4)
+    assert (done["width"], done["height"]) == (40, 30)
+    assert np.array_equal(result[..., 3], rgba[..., 3])
+
+
+def test_worker_reports_a_bad_style_file_in_one_line(tmp_path, photo):
+    bad = _write(tmp_path / "style.png", b"%PDF-1.4 not an image")
+    code, lines = worker({"content": {"path": str(photo)}, "styles": [{"path": str(bad)}]})
+    assert code == 1
+    assert lines == [{"error": f"style file is not an image: {bad}"}]
+
+
+def test_worker_rejects_malformed_requests():
+    code, lines = worker("{not json")
+    assert code == 1 and lines[-1]["error"].startswith("request is not valid JSON")
+
+
+def test_worker_stops_within_a_second_on_sigterm(photo, painting):
+    request = {
+        "content": {"path": str(photo)},
+        "styles": [{"path": str(painting)}],
+        "options": {"size": 256, "steps": 1000},
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nst_runtime.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    proc.stdin.write(json.dumps(request))
+    proc.stdin.close()
+    while '"progress"' not in proc.stdout.readline():
+        assert proc.poll() is None, "worker ended before optimising"
+    os.kill(proc.pid, signal.SIGTERM)
+    started = time.perf_counter()
+    rest = proc.stdout.read()
+    proc.wait(10)
+    assert time.perf_counter() - started < 1.5
+    assert proc.returncode == 130
+    assert json.loads(rest.strip().splitlines()[-1]) == {"error": "cancelled"}

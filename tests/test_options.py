@@ -1,0 +1,58 @@
+"""Run options: nonsense is refused by name, scales are planned coarse to fine."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from nst_runtime.engine import make_options
+from nst_runtime.errors import NSTError
+from nst_runtime.options import compute_size, plan_scales, strength_to_style_weight
+
+
+@pytest.mark.parametrize(
+    ("values", "n_styles", "message"),
+    [
+        ({"style_weight": -1.0}, 1, "style-weight"),
+        ({"content_weight": -0.5}, 1, "content-weight"),
+        ({"tv_weight": float("nan")}, 1, "tv-weight"),
+        ({"size": 31}, 1, "size"),
+        ({"style_blend": (0.7, 0.3)}, 3, "style-blend has 2 weights for 3"),
+        ({"style_blend": (0.0, 0.0)}, 2, "not all zero"),
+        ({"device": "tpu"}, 1, "device"),
+        ({"quality": "ultra"}, 1, "quality"),
+        ({"preserve_color": "sepia"}, 1, "preserve-color"),
+        ({"steps": (-1,)}, 1, "steps"),
+        ({}, 0, "at least one style"),
+    ],
+)
+def test_nonsense_options_are_refused_by_name(values, n_styles, message):
+    with pytest.raises(NSTError, match=message):
+        make_options(**values).validate(n_styles)
+
+
+def test_strength_maps_half_to_the_default_balance():
+    assert strength_to_style_weight(0.5) == pytest.approx(1.0)
+    assert strength_to_style_weight(1.0) > strength_to_style_weight(0.5) > strength_to_style_weight(0.0)
+    with pytest.raises(NSTError):
+        strength_to_style_weight(1.5)
+
+
+def test_scales_start_near_128_and_end_at_the_target():
+    plan = plan_scales(make_options(quality="normal"), 384, 512)
+    assert max(plan[0][:2]) <= 160 and plan[-1][:2] == (384, 512)
+    assert all(b[1] > a[1] for a, b in itertools.pairwise(plan))
+
+
+def test_explicit_steps_set_the_number_of_scales():
+    plan = plan_scales(make_options(steps=(30, 20, 10)), 300, 400)
+    assert [s for _, _, s in plan] == [30, 20, 10] and plan[-1][:2] == (300, 400)
+    assert all(s == 7 for *_, s in plan_scales(make_options(steps=7), 300, 400))
+
+
+def test_compute_size_caps_the_longest_side_and_keeps_small_images_usable():
+    assert compute_size(734, 979, 512) == (384, 512)
+    assert compute_size(100, 80, 512) == (100, 80)
+    assert compute_size(1, 1, 512) == (32, 32)
+    assert compute_size(10, 5000, 512) == (32, 512)

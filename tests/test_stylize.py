@@ -1,0 +1,159 @@
+"""stylize() end to end with the real VGG-19 weights, on small images."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import photo_array, shared_image
+from nst_export import DEFAULT_LAYERS
+from nst_export.sources import load_weights, locate_source
+from nst_export.torch_vgg import FeatureNet
+from nst_runtime import Cancelled, NSTError, stylize, vgg_features
+from nst_runtime.engine import make_options, run
+from nst_runtime.images import load_image
+
+SMALL = {"size": 96, "quality": "draft"}
+
+
+@pytest.fixture(scope="module")
+def content() -> Image.Image:
+    return Image.open(shared_image("golden_gate.jpg")).convert("RGB").resize((128, 96))
+
+
+@pytest.fixture(scope="module")
+def style() -> Image.Image:
+    return Image.open(shared_image("starry_night.jpg")).convert("RGB").resize((154, 96))
+
+
+def test_vgg_features_gradients_match_torch_autograd():
+    image = torch.from_numpy(photo_array("golden_gate.jpg", 64, 80))
+    x = image.clone().requires_grad_(True)
+    feats = vgg_features(x)
+    assert set(feats) == set(DEFAULT_LAYERS)
+    sum((f**2).mean() for f in feats.values()).backward()
+    net = FeatureNet(load_weights(locate_source("vgg19")), DEFAULT_LAYERS, "max")
+    y = image.clone().requires_grad_(True)
+    sum((f**2).mean() for f in net.features(y).values()).backward()
+    assert float((x.grad - y.grad).norm() / y.grad.norm()) <= 1e-3
+
+
+def test_vgg_features_checks_its_input():
+    assert list(vgg_features(torch.rand(1, 3, 32, 48), ["relu2_1"])) == ["relu2_1"]
+    with pytest.raises(NSTError, match="shape"):
+        vgg_features(torch.rand(3, 32, 32))
+    with pytest.raises(NSTError, match="16"):
+        vgg_features(torch.rand(1, 3, 8, 64))
+
+
+def test_style_loss_falls_well_below_the_content_images_own(content, style):
+    own = run(content, [style], make_options(steps=0, **SMALL))
+    result = run(content, [style], make_options(**SMALL))
+    assert result.parts["style"] < 0.1 * own.parts["style"]
+    assert result.parts["content"] > 0  # it moved away from the photo
+
+
+def test_output_has_the_input_size_and_its_alpha(style):
+    rng = np.random.default_rng(1)
+    rgba = rng.integers(0, 256, (50, 70, 4), dtype=np.uint8)
+    out = stylize(rgba, style, size=64, steps=3)
+    assert out.size == (70, 50) and out.mode == "RGBA"
+    assert np.array_equal(np.asarray(out)[..., 3], rgba[..., 3])
+
+
+def test_a_one_pixel_image_comes_back_as_one_pixel(style):
+    out = stylize(np.array([[[200, 10, 10]]], dtype=np.uint8), style, steps=2)
+    assert out.size == (1, 1) and out.mode == "RGB"
+
+
+def test_seed_makes_a_cpu_run_reproducible(content, style):
+    a = stylize(content, style, init="noise", seed=3, size=64, steps=5)
+    b = stylize(content, style, init="noise", seed=3, size=64, steps=5)
+    c = stylize(content, style, init="noise", seed=4, size=64, steps=5)
+    assert a.tobytes() == b.tobytes()
+    assert a.tobytes() != c.tobytes()
+
+
+def test_blend_weights_select_styles(content, style):
+    other = Image.open(shared_image("the_scream.jpg")).convert("RGB").resize((75, 96))
+    single = stylize(content, style, size=64, steps=4)
+    blended = stylize(content, [style, other], style_weights=[1, 0], size=64, steps=4)
+    mixed = stylize(content, [style, other], style_weights=[0.5, 0.5], size=64, steps=4)
+    assert single.tobytes() == blended.tobytes()
+    assert mixed.tobytes() != single.tobytes()
+
+
+def test_luminance_mode_keeps_the_content_chroma(content, style):
+    from nst_runtime.color import to_yiq
+
+    out = stylize(content, style, preserve_color="luminance", **SMALL)
+    iq_out = to_yiq(np.asarray(out, np.float32) / 255)[..., 1:]
+    iq_content = to_yiq(load_image(content).rgb)[..., 1:]
+    assert np.abs(iq_out - iq_content).mean() < 0.02
+
+
+def test_histogram_mode_pulls_colours_toward_the_content(content, style):
+    plain = np.asarray(stylize(content, style, **SMALL), np.float32)
+    matched = np.asarray(stylize(content, style, preserve_color="histogram", **SMALL), np.float32)
+    target = np.asarray(content, np.float32).reshape(-1, 3).mean(0)
+    assert np.abs(matched.reshape(-1, 3).mean(0) - target).sum() < np.abs(plain.reshape(-1, 3).mean(0) - target).sum()
+
+
+def test_cancel_stops_a_run_within_a_second(content, style):
+    cancel = threading.Event()
+    outcome = {}
+
+    def work():
+        try:
+            stylize(content, style, size=256, steps=500, cancel=cancel)
+        except BaseException as exc:
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    time.sleep(8)
+    cancel.set()
+    started = time.perf_counter()
+    thread.join(5)
+    assert not thread.is_alive()
+    assert time.perf_counter() - started < 1.0
+    assert isinstance(outcome.get("error"), Cancelled)
+
+
+def test_bad_input_is_reported_before_any_compute(tmp_path, style):
+    with pytest.raises(NSTError, match="content file not found"):
+        stylize(tmp_path / "nope.jpg", style)
+    with pytest.raises(NSTError, match="style-blend"):
+        stylize(np.zeros((40, 40, 3), np.uint8), [style, style], style_weights=[1.0])
+
+
+def test_fused_fast_path_gives_the_same_loss_and_gradient_as_vgg_features():
+    from nst_runtime.engine import GRAPH_LAYERS
+    from nst_runtime.features import get_vgg
+    from nst_runtime.losses import CONTENT_LAYER, STYLE_LAYERS, ContentLoss, StyleLoss, StyleObjective, gram
+
+    vgg = get_vgg(layers=GRAPH_LAYERS)
+    image = torch.from_numpy(photo_array("golden_gate.jpg", 72, 96))
+    with torch.no_grad():
+        target = vgg.features(torch.from_numpy(photo_array("the_scream.jpg", 72, 96)))[CONTENT_LAYER]
+        style = vgg.features(torch.from_numpy(photo_array("starry_night.jpg", 80, 90)))
+    objective = StyleObjective(
+        ContentLoss(target, 1.0), {s: StyleLoss(gram(style[s]), 1.0) for s in STYLE_LAYERS}, None
+    )
+    x = image.clone().requires_grad_(True)
+    reference = objective(x, vgg.features(x))["total"]
+    reference.backward()
+    targets = {
+        "content_target": target,
+        "content_weight": torch.tensor(objective.content.weight),
+        "style_weights": torch.tensor([objective.styles[s].weight for s in STYLE_LAYERS]),
+    }
+    targets.update({f"gram_{s}": objective.styles[s].target for s in STYLE_LAYERS})
+    parts, grad = vgg.loss_and_grad(image, targets)
+    assert parts["total"] == pytest.approx(float(reference), rel=1e-4)
+    assert float((grad - x.grad).norm() / x.grad.norm()) <= 1e-3
