@@ -63,7 +63,12 @@ else
   eval "$(xdotool getwindowgeometry --shell "$WID")"
   clicked=$(now)
   xdotool mousemove --window "$WID" $((WIDTH - 282)) $((HEIGHT - 18)) click 1   # "Cancel"
-  while kill -0 "$worker" 2>/dev/null && [ "$(ps -o stat= -p "$worker")" != Z ]; do sleep 0.02; done
-  echo "$clicked $(now)" >"$WORK/cancel.txt"
+  running() { kill -0 "$1" 2>/dev/null && [ "$(ps -o stat= -p "$1")" != Z ]; }
+  plugin_gone=
+  while running "$worker"; do
+    [ -z "$plugin_gone" ] && ! running "$plugin" && plugin_gone=$(now)
+    sleep 0.02
+  done
+  echo "$clicked $(now) ${plugin_gone:-$(now)}" >"$WORK/cancel.txt"
 fi
 wait $GIMP
