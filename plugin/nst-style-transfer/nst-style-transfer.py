@@ -401,11 +401,11 @@ def run(
 ) -> Gimp.ValueArray:
     """Validate, ask (interactive), stylize; every failure becomes a PDB status with a message."""
     try:
-        if run_mode == Gimp.RunMode.INTERACTIVE and not show_dialog(procedure, config):
-            return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
         layers = [d for d in drawables if isinstance(d, Gimp.Layer)]
         if not layers or len(layers) != len(drawables):
             raise PlugInError("select one or more layers (not masks or channels)", Gimp.PDBStatusType.CALLING_ERROR)
+        if run_mode == Gimp.RunMode.INTERACTIVE and not show_dialog(procedure, config):
+            return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
         added = stylize_layers(image, layers, config)
         log("added " + ", ".join(repr(layer.get_name()) for layer in added))
         return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())
