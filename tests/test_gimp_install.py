@@ -1,0 +1,89 @@
+"""`nst install-gimp-plugin` against a scratch GIMP folder (no GIMP needed)."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from nst_runtime import gimp_install
+
+PLUGIN = gimp_install.PLUGIN_NAME
+
+
+def entry(gimp_dir: Path) -> Path:
+    return gimp_dir / "plug-ins" / PLUGIN / f"{PLUGIN}.py"
+
+
+@pytest.fixture(autouse=True)
+def no_gi_probe(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep the interpreter check out of these tests unless one asks for it."""
+    monkeypatch.setattr(gimp_install, "interpreter_problem", lambda gimp_dir: None)
+
+
+def test_copy_records_the_python_and_keeps_the_executable_bit(tmp_path: Path, capsys) -> None:
+    assert gimp_install.main(["--gimp-dir", str(tmp_path), "--python", "/opt/venv/bin/python"]) == 0
+    assert entry(tmp_path).is_file() and not (tmp_path / "plug-ins" / PLUGIN).is_symlink()
+    assert entry(tmp_path).stat().st_mode & stat.S_IXUSR
+    runtime = json.loads((tmp_path / "plug-ins" / PLUGIN / "runtime.json").read_text())
+    assert runtime == {"python": "/opt/venv/bin/python"}
+    assert "copied" in capsys.readouterr().out
+
+
+def test_link_points_at_the_source_and_records_the_python_in_the_gimp_dir(tmp_path: Path) -> None:
+    assert gimp_install.main(["--gimp-dir", str(tmp_path), "--link"]) == 0
+    folder = tmp_path / "plug-ins" / PLUGIN
+    assert folder.is_symlink() and folder.resolve() == gimp_install.plugin_source().resolve()
+    assert not (folder / "runtime.json").exists()
+    assert json.loads((tmp_path / "nst-runtime.json").read_text())["python"]
+
+
+def test_reinstall_replaces_and_uninstall_removes_everything(tmp_path: Path) -> None:
+    assert gimp_install.main(["--gimp-dir", str(tmp_path), "--link"]) == 0
+    assert gimp_install.main(["--gimp-dir", str(tmp_path)]) == 0  # link -> copy
+    assert not (tmp_path / "plug-ins" / PLUGIN).is_symlink()
+    assert not (tmp_path / "nst-runtime.json").exists()
+    assert gimp_install.main(["--gimp-dir", str(tmp_path), "--uninstall"]) == 0
+    assert not (tmp_path / "plug-ins" / PLUGIN).exists()
+    assert gimp_install.plugin_source().is_dir(), "uninstall must never touch the source"
+
+
+def test_default_gimp_dir_honours_gimp3_directory(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("GIMP3_DIRECTORY", str(tmp_path / "g"))
+    assert gimp_install.default_gimp_dir() == tmp_path / "g"
+    monkeypatch.delenv("GIMP3_DIRECTORY")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    if os.name == "posix" and os.uname().sysname == "Linux":
+        assert gimp_install.default_gimp_dir() == tmp_path / "xdg" / "GIMP" / "3.0"
+
+
+def test_python3_without_gi_on_path_is_detected_and_fixed(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.undo()  # the real interpreter_problem
+    monkeypatch.setattr(gimp_install.shutil, "which", lambda name: "/home/u/.pyenv/shims/python3")
+    monkeypatch.setattr(gimp_install, "has_gi", lambda python: str(python) == str(gimp_install.SYSTEM_PYTHON))
+    problem = gimp_install.interpreter_problem(tmp_path)
+    assert problem and "--fix-interpreter" in problem and "No module named 'gi'" in problem
+    assert gimp_install.main(["--gimp-dir", str(tmp_path), "--fix-interpreter"]) == 0
+    interp = (tmp_path / "interpreters" / "pygimp.interp").read_text()
+    assert f"python3={gimp_install.SYSTEM_PYTHON}\n" in interp and ":Python:E::py::python3:" in interp
+    assert gimp_install.interpreter_problem(tmp_path) is None
+    assert gimp_install.main(["--gimp-dir", str(tmp_path), "--uninstall"]) == 0
+    assert not (tmp_path / "interpreters" / "pygimp.interp").exists()
+
+
+def test_a_user_written_interp_file_survives_uninstall(tmp_path: Path) -> None:
+    interp = tmp_path / "interpreters" / "pygimp.interp"
+    interp.parent.mkdir(parents=True)
+    interp.write_text("python3=/usr/bin/python3\n")
+    assert gimp_install.main(["--gimp-dir", str(tmp_path), "--uninstall"]) == 0
+    assert interp.exists()
+
+
+def test_cli_dispatches_the_subcommand(tmp_path: Path) -> None:
+    from nst_runtime import cli
+
+    assert cli.main(["install-gimp-plugin", "--gimp-dir", str(tmp_path)]) == 0
+    assert entry(tmp_path).is_file()
