@@ -31,6 +31,9 @@ def session_options(threads: int | None = None) -> ort.SessionOptions:
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = threads or physical_cores()
     options.inter_op_num_threads = 1
+    # With dynamic shapes the precomputed memory pattern is a large block per run: measured at
+    # 512×384 it cost 0.7 GB more peak memory and no speed.
+    options.enable_mem_pattern = False
     # Spinning threads would steal the cores torch needs for the losses between runs.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.add_session_config_entry("session.inter_op.allow_spinning", "0")
