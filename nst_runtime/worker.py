@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import math
 import os
@@ -49,7 +50,7 @@ class _Out:
 
     def send(self, obj: dict) -> None:
         line = json.dumps(obj, separators=(",", ":"))
-        with self.lock:
+        with self.lock, contextlib.suppress(OSError):  # the reader is gone (a killed plug-in): nothing to tell
             self.stream.write(line + "\n")
             self.stream.flush()
 
@@ -140,7 +141,7 @@ def main() -> int:
     while thread.is_alive():
         thread.join(0.1)
         if cancel.is_set():
-            thread.join(1.0)  # the engine aborts its current graph run within ~0.1 s
+            thread.join(0.7)  # the engine aborts its current graph run within ~0.1 s; never wait longer
             break
     if cancel.is_set() and "done" not in outcome:
         out.send({"error": "cancelled"})
@@ -181,6 +182,10 @@ def _done(image, out_path) -> dict:
 
 
 if __name__ == "__main__":
-    code = main()
-    sys.stderr.flush()
-    os._exit(code)  # do not wait for a cancelled engine thread to unwind
+    code = EXIT_ERROR
+    try:
+        code = main()
+    finally:
+        with contextlib.suppress(OSError):
+            sys.stderr.flush()
+        os._exit(code)  # neither wait for a cancelled engine thread nor for torch's slow teardown
