@@ -76,6 +76,7 @@ class VGG:
             if watcher is not None:
                 watcher.join()
             self._cancel = None
+            self._run_options = ort.RunOptions()  # a terminated RunOptions would abort every later run
 
     def check_cancel(self) -> None:
         if self._cancel is not None and self._cancel.is_set():
