@@ -88,13 +88,19 @@ def _ensure_writable(folder: Path) -> None:
         raise ExportError(f"output directory is not writable: {folder} ({exc.strerror or exc})") from None
 
 
-def export_graphs(req: ExportRequest, log: Callable[[str], None] = lambda _msg: None) -> ExportResult:
-    """Export (or reuse) the graph set ``req`` describes; raise ExportError on any user problem."""
-    started = time.perf_counter()
+@dataclass(frozen=True)
+class _Resolved:
+    src: SourceFile
+    layers: tuple[str, ...]
+    folder: Path
+    key: GraphKey
+    weights: VGGWeights | None  # already read when the architecture had to be learnt from the file
+
+
+def _resolve(req: ExportRequest) -> _Resolved:
     _check_request(req)
     arch = arch_of(req.weights) if req.weights_file is None else None
     layers = parse_layers(req.layers, arch) if arch else None
-
     src = locate_source(
         req.weights, source_file=req.source_file, weights_file=req.weights_file, preprocessing=req.preprocessing
     )
@@ -105,7 +111,23 @@ def export_graphs(req: ExportRequest, log: Callable[[str], None] = lambda _msg: 
         weights = load_weights(src)
         layers = parse_layers(req.layers, weights.arch)
     folder = Path(req.out) if req.out is not None else default_folder(src.label, req.pooling, layers)
-    key = GraphKey(src.source, src.sha256, layers, req.pooling, req.opset)
+    return _Resolved(src, layers, folder, GraphKey(src.source, src.sha256, layers, req.pooling, req.opset), weights)
+
+
+def current_graphs(req: ExportRequest) -> ExportResult | None:
+    """The graph set ``req`` describes if it is already exported and intact; never exports."""
+    started = time.perf_counter()
+    r = _resolve(req)
+    if is_current(r.folder, r.key):
+        return ExportResult(r.folder, read_manifest(r.folder), True, time.perf_counter() - started)
+    return None
+
+
+def export_graphs(req: ExportRequest, log: Callable[[str], None] = lambda _msg: None) -> ExportResult:
+    """Export (or reuse) the graph set ``req`` describes; raise ExportError on any user problem."""
+    started = time.perf_counter()
+    r = _resolve(req)
+    src, layers, folder, key = r.src, r.layers, r.folder, r.key
     if not req.force and is_current(folder, key):
         return ExportResult(folder, read_manifest(folder), True, time.perf_counter() - started)
     _ensure_writable(folder)
@@ -116,7 +138,7 @@ def export_graphs(req: ExportRequest, log: Callable[[str], None] = lambda _msg: 
     from .verify import verify_fused, verify_graphs
     from .weights import load_weights
 
-    weights = weights or load_weights(src)
+    weights = r.weights or load_weights(src)
     log(f"exporting {weights.arch} graphs ({src.label}, {req.pooling} pooling, {len(layers)} taps) to {folder}")
     net = FeatureNet(weights, layers, req.pooling)
     grad_net = GradientNet(net)

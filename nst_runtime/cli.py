@@ -154,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def options_from_args(args: argparse.Namespace):
     """An ``Options`` from parsed arguments (raises NSTError for nonsense values)."""
-    from .engine import make_options
+    from .options import make_options
 
     init, init_image = args.init, None
     if init not in INITS:
@@ -185,6 +185,9 @@ def main(argv: list[str] | None = None) -> int:
 def run_and_save(content: object, styles: list, output: str, args: argparse.Namespace, prog: str) -> int:
     """Validate everything, stylize in a worker thread (so Ctrl-C is handled at once), save atomically."""
     say = _Say(prog, quiet=args.quiet)
+    from . import prewarm
+
+    prewarm.start(args.weights, args.pooling, args.device, args.graphs)
     try:
         from .images import check_output_path
 

@@ -19,22 +19,21 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from nst_export import DEFAULT_LAYERS
 from nst_export.architecture import output_shape
 
 from . import color
-from .errors import NSTError
 from .events import Event, Note, Progress, Status
 from .features import VGG, get_vgg
 from .images import ImageData, load_image, to_pil
 from .losses import CONTENT_LAYER, STYLE_LAYERS, ContentLoss, StyleLoss, StyleObjective, TVLoss, gram
-from .options import DEFAULT_SIZE, Options, compute_size, plan_scales, strength_to_style_weight
+from .options import DEFAULT_SIZE, Options, compute_size, make_options, plan_scales
 
 ADAM_LR = 0.02
 LBFGS_HISTORY = 100
 LINE_SEARCH_STEPS = 5  # per scale, see _optimise_scale
 BLOWUP_FACTOR = 4.0
 TV_SCALE = 1e6  # makes --tv-weight 1 a visible but gentle smoothing next to the default content/style balance
-GRAPH_LAYERS = (*STYLE_LAYERS[:4], CONTENT_LAYER, STYLE_LAYERS[4])  # relu1_1 … relu4_1, relu4_2, relu5_1
 
 ProgressCallback = Callable[[Event], None]
 
@@ -91,24 +90,6 @@ def stylize(
     return run(content, styles, options, progress=progress, cancel=cancel).image
 
 
-def make_options(
-    *,
-    strength: float | None = None,
-    steps: int | Sequence[int] | None = None,
-    style_blend: Sequence[float] | None = None,
-    **values,
-) -> Options:
-    """Options from keyword values, turning user terms (strength, a single steps int) into fields."""
-    if strength is not None:
-        if values.get("style_weight", 1.0) != 1.0:
-            raise NSTError("give either strength or style-weight, not both")
-        values["style_weight"] = strength_to_style_weight(float(strength))
-    if steps is not None:
-        steps = (steps,) if isinstance(steps, int) else tuple(steps)
-    blend = tuple(float(b) for b in style_blend) if style_blend is not None else None
-    return Options(steps=steps, style_blend=blend, **values)
-
-
 def run(
     content: object,
     styles: object | Sequence[object],
@@ -133,7 +114,7 @@ def run(
 
     emit(Status("loading the VGG graphs"))
     vgg = get_vgg(
-        options.weights, options.pooling, GRAPH_LAYERS, options.device, graphs_dir, log=lambda m: emit(Status(m))
+        options.weights, options.pooling, DEFAULT_LAYERS, options.device, graphs_dir, log=lambda m: emit(Status(m))
     )
     job = _Job(vgg, options, content_img, style_imgs, init_img, emit, cancel)
     with vgg.cancellable(cancel):

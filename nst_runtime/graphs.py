@@ -9,6 +9,7 @@ from pathlib import Path
 from nst_export import DEFAULT_LAYERS, ExportError, ExportRequest, export_graphs
 from nst_export.architecture import Layer, truncated_plan
 from nst_export.manifest import FEATURE_FILE, FUSED_FILE, GRADIENT_FILE, check_files, read_manifest
+from nst_export.pipeline import current_graphs
 
 from .errors import NSTError
 
@@ -79,6 +80,17 @@ def ensure_graphs(
     except ExportError as exc:
         raise NSTError(str(exc)) from None
     return GraphSet(result.folder, result.manifest)
+
+
+def existing_graphs(
+    weights: str = "vgg19", pooling: str = "max", layers: tuple[str, ...] = DEFAULT_LAYERS
+) -> GraphSet | None:
+    """The cached graph set if it is already exported and intact (never exports, never raises)."""
+    try:
+        result = current_graphs(ExportRequest(weights=weights, layers=layers, pooling=pooling))
+    except ExportError:
+        return None
+    return GraphSet(result.folder, result.manifest) if result else None
 
 
 def _checked(folder: Path, layers: tuple[str, ...]) -> GraphSet:

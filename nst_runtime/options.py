@@ -143,3 +143,21 @@ def compute_size(height: int, width: int, size: int | None) -> tuple[int, int]:
     """The computation's size: longest side capped at ``size``, shortest side at least MIN_SIZE."""
     factor = 1.0 if size is None else min(1.0, size / max(height, width))
     return max(MIN_SIZE, round(height * factor)), max(MIN_SIZE, round(width * factor))
+
+
+def make_options(
+    *,
+    strength: float | None = None,
+    steps: int | Sequence[int] | None = None,
+    style_blend: Sequence[float] | None = None,
+    **values,
+) -> Options:
+    """Options from keyword values, turning user terms (strength, a single steps int) into fields."""
+    if strength is not None:
+        if values.get("style_weight", 1.0) != 1.0:
+            raise NSTError("give either strength or style-weight, not both")
+        values["style_weight"] = strength_to_style_weight(float(strength))
+    if steps is not None:
+        steps = (steps,) if isinstance(steps, int) else tuple(steps)
+    blend = tuple(float(b) for b in style_blend) if style_blend is not None else None
+    return Options(steps=steps, style_blend=blend, **values)

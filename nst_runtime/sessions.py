@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
+import threading
 from pathlib import Path
 
 import onnxruntime as ort
@@ -40,10 +42,15 @@ def session_options(threads: int | None = None) -> ort.SessionOptions:
     return options
 
 
+def _no_nvidia_driver() -> bool:
+    """True where there is certainly no NVIDIA driver (Linux without /proc/driver/nvidia)."""
+    return sys.platform.startswith("linux") and not os.path.exists("/proc/driver/nvidia/version")
+
+
 def cuda_usable() -> bool:
     """Cheap pre-check: both torch (which holds the tensors) and onnxruntime must see CUDA."""
-    if CUDA not in ort.get_available_providers():
-        return False
+    if CUDA not in ort.get_available_providers() or _no_nvidia_driver():
+        return False  # decided without importing torch, which a start-up prewarm thread must not do
     try:
         import torch
 
@@ -52,8 +59,28 @@ def cuda_usable() -> bool:
         return False
 
 
+_cache: dict[tuple, tuple[ort.InferenceSession, str]] = {}
+_cache_locks: dict[tuple, threading.Lock] = {}
+_cache_guard = threading.Lock()
+
+
 def create_session(path: Path, device: str, threads: int | None = None) -> tuple[ort.InferenceSession, str]:
-    """A session for ``path`` on ``device`` ("auto", "cpu" or "cuda"); returns it and the device used."""
+    """A session for ``path`` on ``device`` ("auto", "cpu" or "cuda"); returns it and the device used.
+
+    Sessions are cached per process (creating one optimises the whole graph): a prewarm thread
+    can create them while the main thread is still importing torch.
+    """
+    stat = Path(path).stat()
+    key = (str(path), stat.st_mtime_ns, device, threads)
+    with _cache_guard:
+        lock = _cache_locks.setdefault(key, threading.Lock())
+    with lock:
+        if key not in _cache:
+            _cache[key] = _create_session(path, device, threads)
+        return _cache[key]
+
+
+def _create_session(path: Path, device: str, threads: int | None) -> tuple[ort.InferenceSession, str]:
     if device not in ("auto", "cpu", "cuda"):
         raise NSTError(f"unknown device {device!r} (expected auto, cpu or cuda)")
     if device != "cpu" and cuda_usable():

@@ -75,7 +75,7 @@ def _image(spec: object, role: str) -> object:
 
 def parse_request(text: str):
     """(content, styles, Options, output path or None) from the request JSON."""
-    from .engine import make_options
+    from .options import make_options
 
     try:
         request = json.loads(text)
@@ -129,6 +129,9 @@ def main() -> int:
         try:
             text = sys.stdin.read(MAX_REQUEST_BYTES)
             content, styles, options, out_path = parse_request(text)
+            from . import prewarm
+
+            prewarm.start(options.weights, options.pooling, options.device)
             from .engine import run
 
             result = run(content, styles, options, progress=lambda e: out.send(_event_json(e)), cancel=cancel)

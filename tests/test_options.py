@@ -6,9 +6,8 @@ import itertools
 
 import pytest
 
-from nst_runtime.engine import make_options
 from nst_runtime.errors import NSTError
-from nst_runtime.options import compute_size, plan_scales, strength_to_style_weight
+from nst_runtime.options import compute_size, make_options, plan_scales, strength_to_style_weight
 
 
 @pytest.mark.parametrize(

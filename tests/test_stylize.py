@@ -16,8 +16,9 @@ from nst_export.sources import locate_source
 from nst_export.torch_vgg import FeatureNet
 from nst_export.weights import load_weights
 from nst_runtime import Cancelled, NSTError, stylize, vgg_features
-from nst_runtime.engine import make_options, run
+from nst_runtime.engine import run
 from nst_runtime.images import load_image
+from nst_runtime.options import make_options
 
 SMALL = {"size": 96, "quality": "draft"}
 
@@ -134,11 +135,10 @@ def test_bad_input_is_reported_before_any_compute(tmp_path, style):
 
 
 def test_fused_fast_path_gives_the_same_loss_and_gradient_as_vgg_features():
-    from nst_runtime.engine import GRAPH_LAYERS
     from nst_runtime.features import get_vgg
     from nst_runtime.losses import CONTENT_LAYER, STYLE_LAYERS, ContentLoss, StyleLoss, StyleObjective, gram
 
-    vgg = get_vgg(layers=GRAPH_LAYERS)
+    vgg = get_vgg()
     image = torch.from_numpy(photo_array("golden_gate.jpg", 72, 96))
     with torch.no_grad():
         target = vgg.features(torch.from_numpy(photo_array("the_scream.jpg", 72, 96)))[CONTENT_LAYER]

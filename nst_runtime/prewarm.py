@@ -1,0 +1,41 @@
+"""Start-up overlap: find the graphs and build the onnxruntime sessions while torch imports.
+
+Importing torch takes seconds and holds no lock that onnxruntime needs, and creating a session
+spends its time in C++ with the GIL released; doing both at once shortens every run's start
+(the GIMP plug-in starts a fresh worker per job). Failures are left for the main path to meet
+and report: this thread only warms caches.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from pathlib import Path
+
+from nst_export import DEFAULT_LAYERS
+
+
+def start(weights: str = "vgg19", pooling: str = "max", device: str = "auto", graphs_dir: str | None = None) -> None:
+    """Warm the session cache for the engine's graphs in a daemon thread (``NST_PREWARM=0``: off)."""
+    if os.environ.get("NST_PREWARM") == "0":
+        return
+
+    def warm() -> None:
+        from .graphs import GraphSet, existing_graphs
+        from .sessions import create_session
+
+        with contextlib.suppress(Exception):  # the main path meets and reports every problem itself
+            if graphs_dir is not None:
+                from nst_export.manifest import read_manifest
+
+                manifest = read_manifest(Path(graphs_dir))
+                graphs = GraphSet(Path(graphs_dir), manifest) if manifest else None
+            else:
+                graphs = existing_graphs(weights, pooling, DEFAULT_LAYERS)  # an export is the main path's job
+            if graphs is None:
+                return
+            _, used = create_session(graphs.feature_path, device)
+            create_session(graphs.fused_path, used)
+
+    threading.Thread(target=warm, name="nst-prewarm", daemon=True).start()
