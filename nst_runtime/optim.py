@@ -22,9 +22,13 @@ MAX_BACKTRACKS = 12
 
 
 class LBFGS:
-    def __init__(self, history: int = 100, curvature_eps: float = 1e-10):
+    """With ``bounds``, every step is projected into the box (pixels stay in [0, 1]); the curvature
+    pairs are taken from the actual, projected moves, so they stay consistent."""
+
+    def __init__(self, history: int = 100, curvature_eps: float = 1e-10, bounds: tuple[float, float] | None = None):
         self.pairs: deque[tuple[torch.Tensor, torch.Tensor, float]] = deque(maxlen=history)
         self.curvature_eps = curvature_eps
+        self.bounds = bounds
         self.prev: tuple[torch.Tensor, torch.Tensor] | None = None  # (x, grad) of the last step's start
 
     def direction(self, grad: torch.Tensor) -> torch.Tensor:
@@ -60,17 +64,22 @@ class LBFGS:
         t = 1.0 if self.pairs or self.prev is not None else min(1.0, 1.0 / float(grad.abs().sum()))
         self.prev = (x.detach().clone(), grad.detach().clone())
         if evaluate is None:
-            x.add_(d, alpha=t)
+            self._project(x.add_(d, alpha=t))
             return None
         slope = float((grad * d).sum())
         start = self.prev[0]
         for _ in range(MAX_BACKTRACKS):
-            x.copy_(start).add_(d, alpha=t)
+            self._project(x.copy_(start).add_(d, alpha=t))
             new_loss, new_grad = evaluate(x)
             if new_loss <= loss + ARMIJO_C1 * t * slope:
                 return new_loss, new_grad
             t *= 0.5
         return new_loss, new_grad  # the smallest step tried: the caller's blow-up guard handles the rest
+
+
+    def _project(self, x: torch.Tensor) -> None:
+        if self.bounds is not None:
+            x.clamp_(*self.bounds)
 
 
 class Adam:

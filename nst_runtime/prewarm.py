@@ -21,10 +21,12 @@ def start(weights: str = "vgg19", pooling: str = "max", device: str = "auto", gr
     if os.environ.get("NST_PREWARM") == "0":
         return
 
-    def warm() -> None:
-        from .graphs import GraphSet, existing_graphs
-        from .sessions import create_session
+    # Imports happen here, on the calling thread: two threads importing numpy at once can break
+    # its initialisation ("partially initialized module"). The thread then only does C++ work.
+    from .graphs import GraphSet, existing_graphs
+    from .sessions import create_session
 
+    def warm() -> None:
         with contextlib.suppress(Exception):  # the main path meets and reports every problem itself
             if graphs_dir is not None:
                 from nst_export.manifest import read_manifest
