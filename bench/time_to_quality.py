@@ -68,6 +68,7 @@ def run_timed(
     started = time.perf_counter()
     proc = subprocess.Popen(
         cmd,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},  # lines must arrive as printed: their times are the data
         stdout=subprocess.PIPE if stream == "stdout" else subprocess.DEVNULL,
         stderr=subprocess.PIPE if stream == "stderr" else subprocess.DEVNULL,
         text=True,
@@ -127,7 +128,7 @@ def bench_nst(workdir: Path, content: Path, style: Path, preset: str, size: int)
         "--seed",
         "0",
     ]
-    env_progress = {**os.environ, "NST_PROGRESS_EVERY": "0"}
+    env_progress = {**os.environ, "NST_PROGRESS_EVERY": "0", "PYTHONUNBUFFERED": "1"}
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env_progress)
     curve, first_step = [], None
