@@ -27,8 +27,34 @@ def physical_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+_arena_lock = threading.Lock()
+_arena_registered = False
+
+
+def _register_cpu_arena() -> bool:
+    """One process-wide CPU arena that grows by what is asked, not to the next power of two.
+
+    onnxruntime's default arena doubles its chunks: at 1024×768 the fused graph peaked at
+    5.6 GB against 3.7 GB with this one (2048×1536: 21 GB on a 24 GB machine), at no speed
+    cost measurable above this machine's noise. False where this onnxruntime cannot do it.
+    """
+    global _arena_registered
+    with _arena_lock:
+        if not _arena_registered:
+            try:
+                config = ort.OrtArenaCfg({"arena_extend_strategy": 1})  # 1 = kSameAsRequested
+                info = ort.OrtMemoryInfo("Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT)
+                ort.create_and_register_allocator(info, config)
+                _arena_registered = True
+            except Exception:
+                return False
+        return True
+
+
 def session_options(threads: int | None = None) -> ort.SessionOptions:
     options = ort.SessionOptions()
+    if _register_cpu_arena():
+        options.add_session_config_entry("session.use_env_allocators", "1")
     options.log_severity_level = 3
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = threads or physical_cores()
