@@ -76,7 +76,6 @@ class LBFGS:
             t *= 0.5
         return new_loss, new_grad  # the smallest step tried: the caller's blow-up guard handles the rest
 
-
     def _project(self, x: torch.Tensor) -> None:
         if self.bounds is not None:
             x.clamp_(*self.bounds)
