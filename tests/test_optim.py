@@ -21,7 +21,7 @@ def problem(seed: int = 0):
         xt = x.detach().requires_grad_(True)
         value = f(xt)
         value.backward()
-        return float(value), xt.grad
+        return float(value.detach()), xt.grad
 
     return x0, f, evaluate
 
