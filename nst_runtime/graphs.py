@@ -83,12 +83,17 @@ def ensure_graphs(
 
 
 def existing_graphs(
-    weights: str = "vgg19", pooling: str = "max", layers: tuple[str, ...] = DEFAULT_LAYERS
+    weights: str = "vgg19",
+    pooling: str = "max",
+    layers: tuple[str, ...] = DEFAULT_LAYERS,
+    folder: str | Path | None = None,
 ) -> GraphSet | None:
-    """The cached graph set if it is already exported and intact (never exports, never raises)."""
+    """What ``ensure_graphs`` would return if that needs no export; else None (never raises)."""
     try:
+        if folder is not None:
+            return _checked(Path(folder), layers)
         result = current_graphs(ExportRequest(weights=weights, layers=layers, pooling=pooling))
-    except ExportError:
+    except (ExportError, NSTError):
         return None
     return GraphSet(result.folder, result.manifest) if result else None
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from pathlib import Path
 
 from nst_export import DEFAULT_LAYERS
 
@@ -23,18 +22,12 @@ def start(weights: str = "vgg19", pooling: str = "max", device: str = "auto", gr
 
     # Imports happen here, on the calling thread: two threads importing numpy at once can break
     # its initialisation ("partially initialized module"). The thread then only does C++ work.
-    from .graphs import GraphSet, existing_graphs
+    from .graphs import existing_graphs
     from .sessions import create_session
 
     def warm() -> None:
         with contextlib.suppress(Exception):  # the main path meets and reports every problem itself
-            if graphs_dir is not None:
-                from nst_export.manifest import read_manifest
-
-                manifest = read_manifest(Path(graphs_dir))
-                graphs = GraphSet(Path(graphs_dir), manifest) if manifest else None
-            else:
-                graphs = existing_graphs(weights, pooling, DEFAULT_LAYERS)  # an export is the main path's job
+            graphs = existing_graphs(weights, pooling, DEFAULT_LAYERS, graphs_dir)  # exporting is the main path's job
             if graphs is None:
                 return
             _, used = create_session(graphs.feature_path, device)

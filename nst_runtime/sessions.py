@@ -28,7 +28,7 @@ def physical_cores() -> int:
 
 
 _arena_lock = threading.Lock()
-_arena_registered = False
+_arena_registered: bool | None = None  # None: not tried yet
 
 
 def _register_cpu_arena() -> bool:
@@ -40,15 +40,15 @@ def _register_cpu_arena() -> bool:
     """
     global _arena_registered
     with _arena_lock:
-        if not _arena_registered:
+        if _arena_registered is None:  # once per process, failure included: every session asks
             try:
                 config = ort.OrtArenaCfg({"arena_extend_strategy": 1})  # 1 = kSameAsRequested
                 info = ort.OrtMemoryInfo("Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT)
                 ort.create_and_register_allocator(info, config)
                 _arena_registered = True
             except Exception:
-                return False
-        return True
+                _arena_registered = False
+        return _arena_registered
 
 
 def session_options(threads: int | None = None) -> ort.SessionOptions:
