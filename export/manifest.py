@@ -18,7 +18,7 @@ from .errors import ExportError
 from .sources import sha256_file
 
 #: Bumped whenever the graphs' inputs, outputs or meaning change; old exports are then redone.
-GRAPH_FORMAT = "nst-graphs/2"
+GRAPH_FORMAT = "nst-graphs/3"
 MANIFEST = "manifest.json"
 FEATURE_FILE = "feature.onnx"
 GRADIENT_FILE = "gradient.onnx"

@@ -59,7 +59,7 @@ class LossNet(nn.Module):
         style = style_weights.sum() * 0.0
         for i, layer in enumerate(self.style_layers):
             f = feats[layer]
-            flat = f.flatten(2)[0]
+            flat = f.reshape(f.shape[1], -1)  # a view: indexing the batch copied the tensor (Gather)
             positions = flat.shape[1]
             d = flat @ flat.T / positions - named[gram_name(layer)]
             channels = d.shape[0]

@@ -127,3 +127,18 @@ def test_end_to_end_gradient_on_smooth_input_without_ties(torch_net, sessions):
     image = smooth_image(96, 128, seed=3).numpy()
     style = smooth_image(96, 128, seed=4).numpy()
     assert end_to_end_error(torch_net, sessions, image, style) <= 1e-5
+
+
+def test_max_pools_are_onnx_max_pool_and_max_unpool(vgg19_export):
+    """The pool and its backward are one node each: torch's own export of ``return_indices``
+    added a 1×1 MaxPool over the whole input per pool, and its scatter a zero fill and casts."""
+    import onnx
+
+    folder = vgg19_export.folder
+    feature = onnx.load(str(folder / FEATURE_FILE))
+    gradient = onnx.load(str(folder / GRADIENT_FILE))
+    pools = [n for n in feature.graph.node if n.op_type == "MaxPool"]
+    kernels = [next(a.ints for a in n.attribute if a.name == "kernel_shape") for n in pools]
+    assert len(pools) == 4 and all(list(k) == [2, 2] for k in kernels)
+    ops = {n.op_type for n in gradient.graph.node}
+    assert "MaxUnpool" in ops and not ops & {"ScatterElements", "ScatterND", "Gather"}
