@@ -150,9 +150,7 @@ def max_unpool(g: torch.Tensor, indices: torch.Tensor, like: torch.Tensor) -> to
     """``g`` scattered into zeros of ``like``'s shape at ``max_pool_with_indices``' indices."""
     if torch.onnx.is_in_onnx_export():
         shape = torch.onnx.ops.symbolic("Shape", (like,), dtype=torch.int64, shape=(4,))
-        return torch.onnx.ops.symbolic(
-            "MaxUnpool", (g, indices, shape), _POOL, dtype=g.dtype, shape=like.shape
-        )
+        return torch.onnx.ops.symbolic("MaxUnpool", (g, indices, shape), _POOL, dtype=g.dtype, shape=like.shape)
     zeros = torch.zeros(like.numel(), dtype=g.dtype, device=g.device)
     return zeros.scatter(0, indices.flatten(), g.flatten()).view(like.shape)
 
