@@ -216,8 +216,8 @@ class _Job:
             return torch.rand((1, 3, height, width), generator=gen).to(self.device)
         return resize(self.content, height, width)
 
-    def _optimiser(self) -> LBFGS | Adam:
-        return Adam(ADAM_LR) if self.options.optimizer == "adam" else LBFGS(LBFGS_HISTORY, bounds=(0.0, 1.0))
+    def _optimiser(self, history: int = LBFGS_HISTORY) -> LBFGS | Adam:
+        return Adam(ADAM_LR) if self.options.optimizer == "adam" else LBFGS(history, bounds=(0.0, 1.0))
 
     def _counted(self, evaluator: Evaluator, parts: dict[str, float]):
         """The optimiser's view of an evaluator: x → (total, grad), keeping the parts of the last call."""
@@ -256,13 +256,13 @@ class _Job:
         height, width = x.shape[2], x.shape[3]
         if self.opt_started is None:
             self.opt_started = time.perf_counter()
-        opt, warmup_left = self._optimiser(), LINE_SEARCH_STEPS
+        opt, warmup_left = self._optimiser(self.scales[index].history), LINE_SEARCH_STEPS
         loss, grad = evaluate(x)
         best_loss, best_x, best_parts = math.inf, x.clone(), dict(parts)
         for step in range(1, steps + 1):
             if not math.isfinite(loss) or loss > BLOWUP_FACTOR * best_loss:
                 x.copy_(best_x)
-                opt, warmup_left = self._optimiser(), LINE_SEARCH_STEPS
+                opt, warmup_left = self._optimiser(self.scales[index].history), LINE_SEARCH_STEPS
                 loss, grad = evaluate(x)
             if loss < best_loss:
                 best_loss, best_parts = loss, dict(parts)

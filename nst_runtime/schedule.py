@@ -43,6 +43,7 @@ class Scale:
     width: int
     steps: int  # at most; a scale may stop earlier (see ``tolerance``)
     tolerance: float = 0.0  # stop when the relative decrease per step falls below this (0: never)
+    history: int = 100  # L-BFGS pairs kept (the memory planner shortens it at large sizes)
 
     def __iter__(self) -> Iterator[int]:
         return iter((self.height, self.width, self.steps))
