@@ -133,6 +133,18 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
         help="VGG weights (see nst-export --help); vgg19 works offline",
     )
     p.add_argument("--pooling", choices=("max", "avg"), default="max", help="VGG pooling (avg: smoother)")
+    p.add_argument(
+        "--max-memory",
+        metavar="SIZE",
+        help="memory the whole run may use, e.g. 8G or 1500M (default: 3/4 of what is available); "
+        "larger images are then computed in exact tiles, and a run that cannot fit is refused at once",
+    )
+    p.add_argument(
+        "--tile-size",
+        type=_integer,
+        metavar="N",
+        help="force tiled evaluation with N×N-pixel tiles (rounded down to a multiple of 16)",
+    )
     p.add_argument("--graphs", metavar="DIR", help="use the graphs exported to DIR by nst-export --out DIR")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress, only errors")
 
@@ -165,6 +177,7 @@ def options_from_args(args: argparse.Namespace):
         tv_weight=args.tv_weight, style_blend=args.style_blend, style_scale=args.style_scale,
         preserve_color=args.preserve_color, init=init, init_image=init_image, optimizer=args.optimizer,
         seed=args.seed, device=args.device, weights=args.weights, pooling=args.pooling,
+        max_memory=args.max_memory, tile_size=args.tile_size,
     )  # fmt: skip
 
 

@@ -20,7 +20,7 @@ from PIL import Image
 
 from nst_export import DEFAULT_LAYERS
 
-from . import color
+from . import color, memory
 from .evaluate import Evaluator, choose_evaluator
 from .events import Event, Note, Preview, Progress, Status
 from .features import VGG, get_vgg
@@ -29,6 +29,7 @@ from .objective import Objective, ObjectiveBuilder, PixelTerm, resize
 from .optim import LBFGS, Adam
 from .options import DEFAULT_SIZE, Options, compute_size, make_options
 from .schedule import Scale, plan_scales
+from .tiled import Extractor
 
 ADAM_LR = 0.02
 LBFGS_HISTORY = 100
@@ -71,6 +72,8 @@ def stylize(
     device: str = "auto",
     weights: str = "vgg19",
     pooling: str = "max",
+    max_memory: int | str | None = None,
+    tile_size: int | None = None,
     progress: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
 ) -> Image.Image:
@@ -79,7 +82,10 @@ def stylize(
     ``content`` and each style may be a path, a PIL image or a numpy array. ``style_weights`` blends
     several styles; ``strength`` (0–1) is the style weight in user terms and overrides
     ``style_weight``. ``size`` caps the longest side of the computation (None: the content's own
-    size); the result is scaled back. ``progress`` receives Status, Note and Progress events;
+    size); the result is scaled back. ``max_memory`` ("8G", "1500M" or bytes; default: a safe
+    share of the memory available) bounds the whole run: large images are then evaluated in
+    exact tiles, and a run that cannot fit is refused before it starts; ``tile_size`` forces
+    tiles of that size. ``progress`` receives Status, Note and Progress events;
     setting ``cancel`` raises ``Cancelled`` within about a second. Raises ``NSTError`` with a
     one-line message for bad input.
     """
@@ -87,7 +93,7 @@ def stylize(
         size=size, quality=quality, steps=steps, strength=strength, style_weight=style_weight,
         content_weight=content_weight, tv_weight=tv_weight, style_blend=style_weights, style_scale=style_scale,
         preserve_color=preserve_color, init=init, init_image=init_image, optimizer=optimizer, seed=seed,
-        device=device, weights=weights, pooling=pooling,
+        device=device, weights=weights, pooling=pooling, max_memory=max_memory, tile_size=tile_size,
     )  # fmt: skip
     return run(content, styles, options, progress=progress, cancel=cancel).image
 
@@ -128,7 +134,8 @@ def run(
         options.weights, options.pooling, DEFAULT_LAYERS, options.device, graphs_dir, log=lambda m: emit(Status(m))
     )
     controls = _Controls(finish, preview_interval)
-    job = _Job(vgg, options, content_img, style_imgs, init_img, emit, controls, pixel_terms)
+    budget = memory.resolve_budget(options.max_memory, vgg.device)
+    job = _Job(vgg, options, content_img, style_imgs, init_img, emit, controls, pixel_terms, budget)
     with vgg.cancellable(cancel):
         rgb, loss, parts = job.optimise()
     image = _finish(rgb, content_img, options)
@@ -158,6 +165,7 @@ class _Job:
         emit: ProgressCallback,
         controls: _Controls,
         pixel_terms: Sequence[PixelTerm],
+        budget: int | None = None,
     ):
         self.vgg = vgg
         self.options = options
@@ -167,8 +175,13 @@ class _Job:
         self.content_image = content
         height, width = compute_size(content.height, content.width, options.size)
         self.scales = plan_scales(options, height, width)
-        content_small = resize(_to_tensor(content.rgb, torch.device("cpu")), height, width)
-        self.content_rgb = _to_array(content_small)  # the photo at the computation size, before colour handling
+        if budget is not None:  # fitted before anything image-sized is allocated: a refusal comes first
+            reserved = memory.reserved_bytes(content, styles, height, width)
+            self.scales = memory.plan_memory(self.scales, options, budget, reserved, (content.height, content.width))
+        if (height, width) == (content.height, content.width):
+            self.content_rgb = content.rgb  # the photo at the computation size, before colour handling
+        else:
+            self.content_rgb = _to_array(resize(_to_tensor(content.rgb, torch.device("cpu")), height, width))
         content_rgb = self.content_rgb
         style_rgbs = [s.rgb for s in styles]
         if options.preserve_color == "luminance":
@@ -184,6 +197,7 @@ class _Job:
             [_to_tensor(s, self.device) for s in style_rgbs],
             options.blend(len(styles)),
             tuple(pixel_terms),
+            Extractor(vgg, min((s.memory or 0 for s in self.scales), default=0) or None, options.tile_size),
         )
         self.init = _to_tensor(init.rgb, self.device) if init is not None else None
         self.work_total = sum(s.pixels * s.steps for s in self.scales) or 1
@@ -247,7 +261,7 @@ class _Job:
         if objective.empty:
             self._skip(index, steps, x)
             return x, parts
-        evaluate = self._counted(choose_evaluator(self.vgg, objective, self.options), parts)
+        evaluate = self._counted(choose_evaluator(self.vgg, objective, self.options, self.scales[index]), parts)
         if steps == 0:
             if index == len(self.scales) - 1:
                 evaluate(x)  # nothing to optimise, but the result's objective is still reported

@@ -15,6 +15,8 @@ if TYPE_CHECKING:
     from .options import Options
 
 COARSEST_SIDE = 128  # the first scale's longest side
+#: The presets were tuned at 512 px; above this many pixels a scale's steps shrink with its size.
+REFERENCE_PIXELS = 512 * 512
 
 
 @dataclass(frozen=True)
@@ -26,12 +28,13 @@ class QualityPreset:
     coarse_steps: int
     final_steps: int
     scale_ratio: float  # between consecutive scales' longest sides
+    min_steps: int  # the fewest steps a scale larger than REFERENCE_PIXELS gets
 
 
 PRESETS: dict[str, QualityPreset] = {
-    "draft": QualityPreset(coarse_steps=60, final_steps=40, scale_ratio=2.0),
-    "normal": QualityPreset(coarse_steps=100, final_steps=80, scale_ratio=2.0),
-    "high": QualityPreset(coarse_steps=300, final_steps=200, scale_ratio=math.sqrt(2.0)),
+    "draft": QualityPreset(coarse_steps=60, final_steps=40, scale_ratio=2.0, min_steps=3),
+    "normal": QualityPreset(coarse_steps=100, final_steps=80, scale_ratio=2.0, min_steps=5),
+    "high": QualityPreset(coarse_steps=300, final_steps=200, scale_ratio=math.sqrt(2.0), min_steps=10),
 }
 
 
@@ -44,6 +47,7 @@ class Scale:
     steps: int  # at most; a scale may stop earlier (see ``tolerance``)
     tolerance: float = 0.0  # stop when the relative decrease per step falls below this (0: never)
     history: int = 100  # L-BFGS pairs kept (the memory planner shortens it at large sizes)
+    memory: int | None = None  # bytes one evaluation may use at this scale (None: no limit)
 
     def __iter__(self) -> Iterator[int]:
         return iter((self.height, self.width, self.steps))
@@ -76,6 +80,20 @@ def scale_sizes(
     return sizes
 
 
+def full_resolution_steps(steps: int, pixels: int, preset: QualityPreset) -> int:
+    """A preset's steps for a scale of ``pixels``: as tuned up to REFERENCE_PIXELS, then the same
+    work (steps × pixels) per scale, never fewer than ``preset.min_steps``.
+
+    Each scale starts from the converged one below, upsampled: what is left to do at a large
+    scale is fine detail, which a few L-BFGS steps bring most of, while a step there costs as
+    much as a hundred at the reference size. So most of the work stays at low resolution, and a
+    24-MP photo costs a few times a 512-px job, not a hundred times.
+    """
+    if pixels <= REFERENCE_PIXELS:
+        return steps
+    return max(min(steps, preset.min_steps), math.ceil(steps * REFERENCE_PIXELS / pixels))
+
+
 def plan_scales(options: Options, height: int, width: int) -> list[Scale]:
     """The scales from the quality preset, or from explicit steps (which never stop early)."""
     preset = PRESETS[options.quality]
@@ -87,4 +105,5 @@ def plan_scales(options: Options, height: int, width: int) -> list[Scale]:
         steps = [options.steps[0]] * len(sizes)
     else:
         steps = [preset.coarse_steps] * (len(sizes) - 1) + [preset.final_steps]
+        steps = [full_resolution_steps(n, h * w, preset) for n, (h, w) in zip(steps, sizes, strict=True)]
     return [Scale(h, w, s) for (h, w), s in zip(sizes, steps, strict=True)]

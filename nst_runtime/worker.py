@@ -37,6 +37,8 @@ _OPTION_KEYS = {
     "pooling",
     "optimizer",
     "init",
+    "max_memory",
+    "tile_size",
 }
 
 
