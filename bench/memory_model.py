@@ -2,7 +2,8 @@
 
 Each (mode, size) runs in a fresh process: the graphs' sessions are created and warmed on a
 small image, the peak-RSS counter is reset (``/proc/self/clear_refs``), then one evaluation runs
-and the rise of the peak above the resting RSS before it is reported beside the estimate.
+and the rise of the peak above the resting RSS before it (less the image and the content target,
+which the planner counts as image buffers) is reported beside the estimate.
 
     python bench/memory_model.py --cases fused:1024x768,autograd:1024x768,tiled:2048x1536:512,forward:2048x1536
 """
@@ -38,14 +39,16 @@ def measure(mode: str, width: int, height: int, tile: int | None) -> dict:
     vgg = get_vgg()
     gen = torch.Generator().manual_seed(0)
     coarse = torch.rand(1, 3, max(2, height // 64), max(2, width // 64), generator=gen)
-    x = resize(coarse, height, width)
     style = resize(coarse, 256, 320)
-    extract = Extractor(vgg, tile_size=512 if width * height > 1 << 20 else None)
-    builder = ObjectiveBuilder(vgg, make_options(), x, [style], [1.0], targets=extract)
-    objective = builder.at(height, width)
-    small = builder.at(64, 64)  # warm every session on a small image
-    FusedEvaluator(vgg, small, fused_inputs(vgg, small))(resize(x, 64, 64))
-    AutogradEvaluator(vgg, small)(resize(x, 64, 64))
+    small = ObjectiveBuilder(vgg, make_options(), resize(coarse, 64, 64), [style], [1.0]).at(64, 64)
+    FusedEvaluator(vgg, small, fused_inputs(vgg, small))(resize(coarse, 64, 64))  # every session created and warm
+    AutogradEvaluator(vgg, small)(resize(coarse, 64, 64))
+    Path("/proc/self/clear_refs").write_text("5")
+    resting = _rss("VmRSS")
+    x = resize(coarse, height, width)
+    targets = Extractor(vgg, tile_size=tile)  # the targets as the engine makes them for this evaluation
+    objective = ObjectiveBuilder(vgg, make_options(), x, [style], [1.0], targets=targets).at(height, width)
+    held = x.numel() * 4 + objective.content.target.numel() * 4  # the image and the content target
     if mode == "fused":
         evaluate = FusedEvaluator(vgg, objective, fused_inputs(vgg, objective))
     elif mode == "autograd":
@@ -55,12 +58,12 @@ def measure(mode: str, width: int, height: int, tile: int | None) -> dict:
     else:
 
         def evaluate(image):
-            return Extractor(vgg, tile_size=tile).features(image, ("relu4_2",))
+            return targets.features(image, ("relu4_2",))
 
-    Path("/proc/self/clear_refs").write_text("5")
-    resting = _rss("VmRSS")
     evaluate(x)
     peak = _rss("VmHWM")
+    if mode != "forward":
+        held += x.numel() * 4  # the gradient it returns: an image buffer too
     estimator = memory.Estimator.for_graphs(vgg.graphs)
     strategy = {"fused": "fused", "autograd": "autograd", "tiled": "tiled", "forward": "forward"}[mode]
     estimate = estimator.evaluation(strategy, height, width, tile)
@@ -69,7 +72,7 @@ def measure(mode: str, width: int, height: int, tile: int | None) -> dict:
         "size": f"{width}x{height}",
         "tile": tile,
         "resting_mib": resting / 2**20,
-        "rise_mib": (peak - resting) / 2**20,
+        "rise_mib": (peak - resting - held) / 2**20,
         "estimate_mib": estimate / 2**20,
     }
 

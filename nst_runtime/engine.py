@@ -198,7 +198,7 @@ class _Job:
             Extractor(vgg, min((s.memory or 0 for s in self.scales), default=0) or None, options.tile_size),
         )
         self.init = _to_tensor(init.rgb, self.device) if init is not None else None
-        self.work_total = sum(s.pixels * s.steps for s in self.scales) or 1
+        self.work_total = sum(s.work * s.steps for s in self.scales) or 1
         self.work_done = 0
         self.evaluations = 0
         self.opt_started: float | None = None
@@ -269,7 +269,7 @@ class _Job:
 
         def on_step(step: int, loss: float, best: torch.Tensor) -> bool:
             self.last_loss = loss
-            self.work_done = done_before + scale.pixels * step
+            self.work_done = done_before + scale.work * step
             self._report(index, step, scale.steps, loss, scale.height, scale.width)
             self._maybe_preview(best, index, step, scale.steps)
             return not self.controls.finishing
@@ -293,7 +293,7 @@ class _Job:
 
     def _skip(self, index: int, steps: int, x: torch.Tensor, report: bool = True) -> None:
         """Count steps that will not run as done, so the progress still reaches the scale's end."""
-        self.work_done += x.shape[2] * x.shape[3] * steps
+        self.work_done += self.scales[index].work * steps
         if report:
             total = self.scales[index].steps
             self._report(index, total, total, self.last_loss, x.shape[2], x.shape[3])

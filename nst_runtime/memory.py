@@ -30,21 +30,23 @@ from pathlib import Path
 from nst_export.architecture import Layer, output_shape, truncated_plan
 
 from .errors import NSTError
-from .tiles import ALIGN, halos, largest_tile
+from .tiles import ALIGN, halos, largest_tile, plan_tiles
 
 GIB = 1 << 30
 MIB = 1 << 20
 
 DEFAULT_SHARE = 0.75  # of the memory available when a run starts, when no budget is given
-BASE_BYTES = 900 * MIB  # the process at rest: Python, torch, onnxruntime, three sessions' weights
-IMAGE_COPIES = 14  # float32 RGB copies of the computation-size image alive at the optimiser's peak
+BASE_BYTES = 750 * MIB  # the process at rest: Python, torch, onnxruntime, three sessions' weights
+IMAGE_COPIES = 10  # float32 RGB copies of the computation-size image alive at the optimiser's peak
 HISTORY_DEFAULT = 100
 HISTORY_GOOD = 10  # below this many pairs, a smaller tile is preferred to a shorter history
 HISTORY_MIN = 3
 TILE_MIN = 128  # smaller tiles are mostly halo
+TILE_GOOD = 512  # (512 + 160)² / 512² = 1.7× the pixels: below this a shorter history is preferred
 TILE_MAX = 4096
+TILED_PASSES = 1.5  # a forward is about half of forward + backward, and the tiles' forward runs twice
 #: measured working set of the graphs, in "widest activations" (64 channels at full resolution)
-WORKING_SET = {"fused": 3.0, "autograd": 3.5, "tiled": 3.5, "forward": 1.5}
+WORKING_SET = {"fused": 7.5, "autograd": 6.5, "tiled": 6.5, "forward": 5.0}
 
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
@@ -203,41 +205,59 @@ def fit_scale(
     *,
     reserved: int = 0,
     history: int = HISTORY_DEFAULT,
+    steps: int | None = None,
     tile_size: int | None = None,
     strategy: str = "fused",
 ) -> Fit:
-    """The longest history (up to ``history``) and the largest evaluation that fit ``budget``.
+    """The evaluation and the L-BFGS history of one scale within ``budget`` (``reserved``: what
+    the run holds besides this scale's buffers, its inputs).
 
-    ``reserved`` is what the run holds besides this scale's buffers (its inputs). Whole-image
-    evaluation is kept when it fits with at least ``HISTORY_GOOD`` pairs; otherwise the tile is
-    as large as ``HISTORY_GOOD`` pairs allow, then as ``HISTORY_MIN`` allow. Raises NSTError
-    (one line: size, need, budget) when nothing fits.
+    L-BFGS keeps at most one pair per step, so a scale of ``steps`` steps never uses more than
+    that many: the top scales of a large photo (a few steps each) lose nothing to a short
+    history, and the memory goes to larger tiles (less halo) instead. In order of preference:
+    the whole image with the useful history (at least ``HISTORY_GOOD`` pairs); tiles as large as
+    fit with it, if at least ``TILE_GOOD``; tiles of ``TILE_GOOD`` with a shorter history, down
+    to ``HISTORY_MIN``; smaller tiles with ``HISTORY_MIN`` pairs, down to ``TILE_MIN``. Raises
+    NSTError (one line: the size, the memory needed, the budget) when nothing fits.
     """
+    useful = max(1, min(history, history if steps is None else steps))
+    floor = min(useful, HISTORY_MIN)
     fixed = BASE_BYTES + reserved
 
-    def longest(room_for_eval: int) -> int:
-        left = budget - fixed - room_for_eval - estimator.buffers(height, width, -1)  # -1: no pairs at all
-        return min(history, int(left // (24 * height * width)) - 1)
+    def longest(evaluation: int) -> int:
+        """The most pairs (up to the useful number) that fit beside an evaluation of this size."""
+        left = budget - fixed - evaluation - estimator.buffers(height, width, -1)  # -1: no pairs at all
+        return min(useful, int(left // (24 * height * width)) - 1)
 
-    if tile_size is None:
-        whole = estimator.evaluation(strategy, height, width)
-        m = longest(whole)
-        if m >= min(history, HISTORY_GOOD):
-            return Fit(m, budget - fixed - estimator.buffers(height, width, m), None, budget)
-    for floor in (min(history, HISTORY_GOOD), min(history, HISTORY_MIN)):
-        room = budget - fixed - estimator.buffers(height, width, floor)
-        tile = tile_size if tile_size is not None else estimator.largest_tile(height, width, room)
-        if tile is None:
+    def fit(tile: int | None) -> Fit | None:
+        evaluation = estimator.evaluation(strategy if tile is None else "tiled", height, width, tile)
+        m = longest(evaluation)
+        if m < (min(useful, HISTORY_GOOD) if tile is None else floor):
+            return None
+        buffers = fixed + estimator.buffers(height, width, m)
+        return Fit(m, budget - buffers, tile, buffers + evaluation)
+
+    def room(pairs: int) -> int:
+        return budget - fixed - estimator.buffers(height, width, pairs)
+
+    if tile_size is not None:
+        candidates = [tile_size]
+    else:
+        best = estimator.largest_tile(height, width, room(useful))
+        candidates = [
+            None,
+            best if best is not None and best >= TILE_GOOD else None,
+            TILE_GOOD,
+            estimator.largest_tile(height, width, room(floor)),
+        ]
+    for i, tile in enumerate(candidates):
+        if tile is None and i > 0:
             continue
-        m = longest(estimator.evaluation("tiled", height, width, tile))
-        if m >= floor:
-            return Fit(m, budget - fixed - estimator.buffers(height, width, m), tile, budget)
-    tile = tile_size or TILE_MIN
-    needed = (
-        fixed
-        + estimator.buffers(height, width, min(history, HISTORY_MIN))
-        + estimator.evaluation("tiled", height, width, tile)
-    )
+        chosen = fit(tile)
+        if chosen is not None:
+            return chosen
+    needed = fixed + estimator.buffers(height, width, floor)
+    needed += estimator.evaluation("tiled", height, width, tile_size or TILE_MIN)
     raise NSTError(
         f"{width}×{height} needs about {format_bytes(needed)} of memory, more than the budget of "
         f"{format_bytes(budget)}: give a larger --max-memory or a smaller --size"
@@ -267,7 +287,7 @@ def plan_memory(
     estimator = Estimator.for_options(options)
     tile_size = aligned_tile(options.tile_size)
     fitted = []
-    for scale in scales:
+    for scale in reversed(scales):  # the largest first: a refusal names the size the user asked for
         fit = fit_scale(
             estimator,
             budget,
@@ -275,9 +295,12 @@ def plan_memory(
             scale.width,
             reserved=reserved,
             history=scale.history,
+            steps=scale.steps,
             tile_size=tile_size,
         )
-        fitted.append(replace(scale, history=fit.history, memory=fit.room))
+        tile = tile_size or tile_for(estimator, scale.height, scale.width, fit.room, "fused")
+        cost = tiled_cost(estimator, scale.height, scale.width, tile) if tile else 1.0
+        fitted.insert(0, replace(scale, history=fit.history, memory=fit.room, cost=cost))
     if content_size is not None:
         height, width = content_size
         needed = BASE_BYTES + reserved + height * width * FINISH_BYTES
@@ -287,6 +310,13 @@ def plan_memory(
                 f"budget of {format_bytes(budget)}: give a larger --max-memory"
             )
     return fitted
+
+
+def tiled_cost(estimator: Estimator, height: int, width: int, tile: int) -> float:
+    """A tiled evaluation's time relative to the whole image's: every tile's pixels, halo
+    included, through a forward (statistics) and a forward and backward (gradient) pass."""
+    tiles = plan_tiles(height, width, tile, estimator.halo)
+    return TILED_PASSES * sum(t.pixels for t in tiles) / (height * width)
 
 
 def aligned_tile(tile_size: int | None) -> int | None:

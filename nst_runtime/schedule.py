@@ -48,6 +48,7 @@ class Scale:
     tolerance: float = 0.0  # stop when the relative decrease per step falls below this (0: never)
     history: int = 100  # L-BFGS pairs kept (the memory planner shortens it at large sizes)
     memory: int | None = None  # bytes one evaluation may use at this scale (None: no limit)
+    cost: float = 1.0  # time of a step per pixel relative to a whole-image one (tiles cost more)
 
     def __iter__(self) -> Iterator[int]:
         return iter((self.height, self.width, self.steps))
@@ -61,6 +62,11 @@ class Scale:
     @property
     def pixels(self) -> int:
         return self.height * self.width
+
+    @property
+    def work(self) -> float:
+        """What one step costs, in whole-image pixels: the progress fraction and the ETA count this."""
+        return self.pixels * self.cost
 
 
 def scale_sizes(

@@ -24,8 +24,6 @@ walks the tiles backwards, so that tile's forward is not run twice.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import torch
 
 from nst_export.architecture import output_shape
@@ -116,18 +114,15 @@ class TiledEvaluator:
         objective, geometry = self.objective, self.geometry
         styles = [_StyleSum(t, geometry.shape[t.layer]) for t in objective.styles]
         content_sq = torch.zeros((), dtype=torch.float64)
-        last = None
+        outputs: dict[str, torch.Tensor] = {}
         for tile in geometry.tiles:
-            last = (tile, *_forward(self.vgg, x, tile))
-            taps = last[1]
-            for s in styles:
-                scale = geometry.scale[s.term.layer]
-                weights = s.weights(*tile.layer_inner_slices(scale))
-                s.add(_crop(taps[s.term.layer], *tile.local_inner_slices(scale)), weights)
+            outputs = {}  # the tile before's outputs go before this tile's arrive
+            outputs = _forward(self.vgg, x, tile)[1]
+            self._statistics(tile, outputs, styles)
             if objective.content is not None:
                 layer = objective.content.layer
                 scale = geometry.scale[layer]
-                f = _crop(taps[layer], *tile.local_inner_slices(scale))
+                f = _crop(outputs[layer], *tile.local_inner_slices(scale))
                 t = _crop(objective.content.target, *tile.layer_inner_slices(scale))
                 content_sq += (f - t).pow(2).sum(dtype=torch.float64)
         parts: Parts = {"content": 0.0, "style": 0.0}
@@ -143,28 +138,29 @@ class TiledEvaluator:
             content_scale = 2.0 * objective.content.weight / count
         parts["total"] = parts["content"] + parts["style"]
         grad = torch.zeros_like(x, dtype=torch.float32)
-        for tile, taps, saved in self._backwards(x, last):
-            upstream = self._upstream(tile, taps, styles, coefficients, content_scale)
-            tile_grad = self.vgg.backward(saved, upstream, tile.height, tile.width)
+        for tile in reversed(geometry.tiles):  # the last tile's forward is still at hand
+            if not outputs:
+                outputs = _forward(self.vgg, x, tile)[1]
+            upstream = self._upstream(tile, outputs, styles, coefficients, content_scale)
+            tile_grad = self.vgg.backward(outputs, upstream, tile.height, tile.width)
+            outputs, upstream = {}, {}
             if geometry.stitch == "sum":
                 _crop(grad, *tile.image_slices()).add_(tile_grad)
             else:
                 _crop(grad, *tile.inner_slices()).copy_(_crop(tile_grad, *tile.local_inner_slices()))
-            del taps, saved, upstream, tile_grad
+            del tile_grad
         return _with_pixel_terms(objective, x, parts, grad)
 
-    def _backwards(self, x: torch.Tensor, last) -> Iterator[tuple[Tile, dict, dict]]:
-        """The tiles from last to first, the last one's forward reused from the statistics pass."""
-        tiles = self.geometry.tiles
-        yield last
-        del last
-        for tile in reversed(tiles[:-1]):
-            yield (tile, *_forward(self.vgg, x, tile))
+    def _statistics(self, tile: Tile, outputs: dict[str, torch.Tensor], styles: list[_StyleSum]) -> None:
+        for s in styles:
+            scale = self.geometry.scale[s.term.layer]
+            weights = s.weights(*tile.layer_inner_slices(scale))
+            s.add(_crop(outputs[s.term.layer], *tile.local_inner_slices(scale)), weights)
 
     def _upstream(
         self,
         tile: Tile,
-        taps: dict[str, torch.Tensor],
+        taps: dict[str, torch.Tensor],  # the feature graph's outputs: the taps and the saved tensors
         styles: list[_StyleSum],
         coefficients: list[torch.Tensor],
         content_scale: float,
@@ -177,28 +173,32 @@ class TiledEvaluator:
             f = taps[layer]
             g = (coefficient @ _flat(f)).view(f.shape)
             g = self._weighted(g, tile, geometry.scale[layer], s)
-            upstream[layer] = upstream[layer] + g if layer in upstream else g
+            upstream[layer] = upstream[layer].add_(g) if layer in upstream else g
         if objective.content is not None:
             layer = objective.content.layer
             scale = geometry.scale[layer]
             target = _crop(objective.content.target, *tile.layer_slices(scale))
             g = (taps[layer] - target).mul_(content_scale)
             g = self._weighted(g, tile, scale, None)
-            upstream[layer] = upstream[layer] + g if layer in upstream else g
-        for layer, f in taps.items():
+            upstream[layer] = upstream[layer].add_(g) if layer in upstream else g
+        for layer in self.vgg.taps:
             if layer not in upstream:
-                upstream[layer] = torch.zeros_like(f)
+                upstream[layer] = torch.zeros_like(taps[layer])
         return upstream
 
     def _weighted(self, g: torch.Tensor, tile: Tile, scale: int, style: _StyleSum | None) -> torch.Tensor:
-        """Applies the mask weights and, for ``sum`` stitching, zeroes g outside the inner region."""
+        """Applies the mask weights and, for ``sum`` stitching, zeroes g outside the inner region
+        (in place: g is the size of a tap, and the gradient pass holds every tap already)."""
         if self.geometry.stitch == "sum":
             rows, cols = tile.local_inner_slices(scale)
-            inner = _crop(g, rows, cols)
-            out = torch.zeros_like(g)
+            g[..., : rows.start, :] = 0
+            g[..., rows.stop :, :] = 0
+            g[..., :, : cols.start] = 0
+            g[..., :, cols.stop :] = 0
             weights = style.weights(*tile.layer_inner_slices(scale)) if style is not None else None
-            _crop(out, rows, cols).copy_(inner if weights is None else inner * weights)
-            return out
+            if weights is not None:
+                _crop(g, rows, cols).mul_(weights)
+            return g
         weights = style.weights(*tile.layer_slices(scale)) if style is not None else None
         return g if weights is None else g.mul_(weights)
 

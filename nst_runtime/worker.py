@@ -14,6 +14,8 @@ import math
 import os
 import sys
 import threading
+from dataclasses import dataclass
+from pathlib import Path
 
 from .errors import Cancelled, NSTError
 
@@ -57,9 +59,27 @@ class _Out:
             self.stream.flush()
 
 
+@dataclass(frozen=True)
+class RawOutput:
+    """Where to write the result as raw 8-bit RGBA rows (the plug-in's file hand-off)."""
+
+    path: Path
+
+
 def _image(spec: object, role: str) -> object:
     if not isinstance(spec, dict):
-        raise NSTError(f"{role} must be an object with 'path' or 'rgba'")
+        raise NSTError(f"{role} must be an object with 'path', 'rgba' or 'rgba_path'")
+    if "rgba_path" in spec:
+        path = spec["rgba_path"]
+        if not isinstance(path, str) or not path:
+            raise NSTError(f"{role} rgba_path must be a non-empty string")
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            raise NSTError(f"{role} pixels cannot be read: {path} ({exc.strerror or exc})") from None
+        from .images import from_rgba_bytes
+
+        return from_rgba_bytes(data, spec.get("width"), spec.get("height"), role)
     if "path" in spec:
         if not isinstance(spec["path"], str) or not spec["path"]:
             raise NSTError(f"{role} path must be a non-empty string")
@@ -72,7 +92,7 @@ def _image(spec: object, role: str) -> object:
         from .images import from_rgba_bytes
 
         return from_rgba_bytes(data, spec.get("width"), spec.get("height"), role)
-    raise NSTError(f"{role} must give 'path' or 'rgba'")
+    raise NSTError(f"{role} must give 'path', 'rgba' or 'rgba_path'")
 
 
 def parse_request(text: str):
@@ -110,13 +130,18 @@ def parse_request(text: str):
     output = request.get("output")
     out_path = None
     if output is not None:
-        if not isinstance(output, dict) or not isinstance(output.get("path"), str):
-            raise NSTError('\'output\' must be {"path": "…"}')
-        from .images import check_not_an_input, check_output_path
+        if isinstance(output, dict) and isinstance(output.get("rgba_path"), str) and output["rgba_path"]:
+            out_path = RawOutput(_raw_output_path(output["rgba_path"]))
+        elif isinstance(output, dict) and isinstance(output.get("path"), str):
+            from .images import check_output_path
 
-        out_path = check_output_path(output["path"])
+            out_path = check_output_path(output["path"])
+        else:
+            raise NSTError('\'output\' must be {"path": "…"} or {"rgba_path": "…"}')
+        from .images import check_not_an_input
+
         inputs = [("content", content), *(("style", s) for s in styles), ("init image", opts.init_image)]
-        check_not_an_input(out_path, inputs)
+        check_not_an_input(out_path.path if isinstance(out_path, RawOutput) else out_path, inputs)
     return content, styles, opts, out_path
 
 
@@ -177,8 +202,32 @@ def _event_json(event) -> dict:
     return {"event": event.kind, "message": event.message}
 
 
+def _raw_output_path(text: str) -> Path:
+    path = Path(text)
+    if not path.parent.is_dir():
+        raise NSTError(f"output directory does not exist: {path.parent}")
+    if path.is_dir():
+        raise NSTError(f"output path is a directory: {path}")
+    return path
+
+
+def _write_raw(image, path: Path) -> None:
+    """Raw RGBA rows, written atomically (temp file + rename)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(image.convert("RGBA").tobytes())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise NSTError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
 def _done(image, out_path) -> dict:
     width, height = image.size
+    if isinstance(out_path, RawOutput):
+        _write_raw(image, out_path.path)
+        return {"width": width, "height": height, "rgba_path": str(out_path.path)}
     if out_path is not None:
         from .images import save_image
 

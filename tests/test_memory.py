@@ -71,17 +71,24 @@ def test_a_budget_too_small_for_even_the_smallest_tile_is_refused_in_one_line():
     assert "\n" not in message and "6000×4000" in message and "300 MiB" in message and "GiB" in message
 
 
+def test_a_scale_of_few_steps_spends_its_memory_on_tiles_not_on_pairs_it_cannot_use():
+    few = fit_scale(ESTIMATOR, 6 * GIB, 3000, 4000, steps=3)
+    many = fit_scale(ESTIMATOR, 6 * GIB, 3000, 4000, steps=100)
+    assert few.history == 3 and many.history > few.history and few.tile > many.tile
+
+
 def test_a_forced_tile_size_tiles_even_a_small_image():
     fit = fit_scale(ESTIMATOR, 8 * GIB, 384, 512, tile_size=128)
     assert fit.tile == 128 and fit.history == 100
 
 
-def test_the_schedule_keeps_long_histories_at_coarse_scales_and_short_ones_at_the_top():
+def test_the_schedule_keeps_every_useful_pair_and_gives_the_top_scales_tiles():
     options = make_options(quality="draft", size=None)
     scales = plan_memory(plan_scales(options, 4000, 6000), options, 8 * GIB)
-    assert scales[0].history == 100 and scales[-1].history < 100
-    assert all(b.history <= a.history for a, b in itertools.pairwise(scales))
+    assert scales[0].history == scales[0].steps  # a pair per step at most: more would never be used
+    assert all(HISTORY_MIN <= s.history <= s.steps for s in scales)
     assert all(s.memory is not None and s.memory > 0 for s in scales)
+    assert scales[0].cost == 1.0 and scales[-1].cost > 1.5  # a tiled step costs more: the ETA knows it
 
 
 def test_the_final_resize_of_a_huge_photo_must_fit_too():
