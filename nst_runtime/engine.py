@@ -176,6 +176,9 @@ class _Job:
         if budget is not None:  # fitted before anything image-sized is allocated: a refusal comes first
             reserved = memory.reserved_bytes(content, styles, height, width)
             self.scales = memory.plan_memory(self.scales, options, budget, reserved, (content.height, content.width))
+            plan = memory.describe(self.scales, budget)
+            if plan:
+                emit(Status(plan))
         if (height, width) == (content.height, content.width):
             self.content_rgb = content.rgb  # the photo at the computation size, before colour handling
         else:

@@ -299,8 +299,9 @@ def plan_memory(
             tile_size=tile_size,
         )
         tile = tile_size or tile_for(estimator, scale.height, scale.width, fit.room, "fused")
-        cost = tiled_cost(estimator, scale.height, scale.width, tile) if tile else 1.0
-        fitted.insert(0, replace(scale, history=fit.history, memory=fit.room, cost=cost))
+        tiles = plan_tiles(scale.height, scale.width, tile, estimator.halo) if tile else []
+        cost = TILED_PASSES * sum(t.pixels for t in tiles) / scale.pixels if tiles else 1.0
+        fitted.insert(0, replace(scale, history=fit.history, memory=fit.room, cost=cost, tiles=len(tiles)))
     if content_size is not None:
         height, width = content_size
         needed = BASE_BYTES + reserved + height * width * FINISH_BYTES
@@ -312,11 +313,13 @@ def plan_memory(
     return fitted
 
 
-def tiled_cost(estimator: Estimator, height: int, width: int, tile: int) -> float:
-    """A tiled evaluation's time relative to the whole image's: every tile's pixels, halo
-    included, through a forward (statistics) and a forward and backward (gradient) pass."""
-    tiles = plan_tiles(height, width, tile, estimator.halo)
-    return TILED_PASSES * sum(t.pixels for t in tiles) / (height * width)
+def describe(scales: list, budget: int) -> str | None:
+    """One line for the user when the plan tiles a scale (None when everything runs whole)."""
+    tiled = [s for s in scales if s.tiles]
+    if not tiled:
+        return None
+    parts = [f"{s.width}×{s.height} in {s.tiles} exact tiles (L-BFGS history {s.history})" for s in reversed(tiled)]
+    return f"memory budget {format_bytes(budget)}: " + ", ".join(parts)
 
 
 def aligned_tile(tile_size: int | None) -> int | None:

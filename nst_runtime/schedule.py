@@ -49,6 +49,7 @@ class Scale:
     history: int = 100  # L-BFGS pairs kept (the memory planner shortens it at large sizes)
     memory: int | None = None  # bytes one evaluation may use at this scale (None: no limit)
     cost: float = 1.0  # time of a step per pixel relative to a whole-image one (tiles cost more)
+    tiles: int = 0  # how many exact tiles the planner expects an evaluation to take (0: the whole image)
 
     def __iter__(self) -> Iterator[int]:
         return iter((self.height, self.width, self.steps))

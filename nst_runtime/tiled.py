@@ -242,8 +242,12 @@ class Extractor:
     def __init__(self, vgg: VGG, room: int | None = None, tile_size: int | None = None):
         self.vgg, self.room, self.tile_size = vgg, room, memory.aligned_tile(tile_size)
         self.estimator = memory.Estimator.for_graphs(vgg.graphs)
+        self.size: tuple[int, int] | None = None
 
     def tile(self, height: int, width: int) -> int | None:
+        if self.room is not None and self.size != (height, width):  # a new scale: its own, smaller room
+            self.size = (height, width)
+            self.vgg.release_memory()
         if self.tile_size is not None:
             return self.tile_size
         return memory.tile_for(self.estimator, height, width, self.room, "forward")

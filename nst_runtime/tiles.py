@@ -18,6 +18,7 @@ Two halos make a tile exact (``halos``):
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -90,17 +91,28 @@ class Span:
 
 
 def split(length: int, inner: int, halo: int) -> list[Span]:
-    """Spans whose inner parts partition [0, length) into near-equal aligned pieces ≤ ``inner``."""
+    """Spans whose inner parts partition [0, length) into near-equal aligned pieces ≤ ``inner``.
+
+    Every span reads the same length (the largest piece plus both halos; those at the end up to
+    15 px less), shifted inward at the borders: more context never changes an inner region's
+    values, and equal tiles let onnxruntime's arena reuse one set of buffers for all of them
+    (tiles of three sizes held three sets: ~1 KB a pixel more, measured).
+    """
     if inner % ALIGN or halo % ALIGN or inner <= 0:
         raise ValueError(f"tile size {inner} and halo {halo} must be positive multiples of {ALIGN}")
     units = math.ceil(length / ALIGN)
     count = math.ceil(units / (inner // ALIGN))
     base, extra = divmod(units, count)
-    spans, start = [], 0
+    bounds = [0]
     for i in range(count):
-        stop = min(length, start + ALIGN * (base + (i < extra)))
-        spans.append(Span(max(0, start - halo), min(length, stop + halo), start, stop, length))
-        start = stop
+        bounds.append(min(length, bounds[-1] + ALIGN * (base + (i < extra))))
+    reach = min(length, ALIGN * (base + (extra > 0)) + 2 * halo)
+    spans = []
+    for inner_start, inner_stop in itertools.pairwise(bounds):
+        start = max(0, inner_start - halo)
+        if start + reach > length:  # the end of the image: the span must reach it, from an aligned start
+            start = _align_up(length - reach)
+        spans.append(Span(start, min(length, start + reach), inner_start, inner_stop, length))
     return spans
 
 

@@ -95,6 +95,20 @@ def _image(spec: object, role: str) -> object:
     raise NSTError(f"{role} must give 'path', 'rgba' or 'rgba_path'")
 
 
+def _environment_options() -> dict[str, object]:
+    """NST_MAX_MEMORY and NST_TILE_SIZE: defaults for a front end that has no such field (the
+    GIMP dialog); the request's own options win."""
+    values: dict[str, object] = {}
+    if os.environ.get("NST_MAX_MEMORY"):
+        values["max_memory"] = os.environ["NST_MAX_MEMORY"]
+    if os.environ.get("NST_TILE_SIZE"):
+        try:
+            values["tile_size"] = int(os.environ["NST_TILE_SIZE"])
+        except ValueError:
+            raise NSTError(f"NST_TILE_SIZE must be an integer, got {os.environ['NST_TILE_SIZE']!r}") from None
+    return values
+
+
 def parse_request(text: str):
     """(content, styles, Options, output path or None) from the request JSON."""
     from .options import make_options
@@ -116,7 +130,7 @@ def parse_request(text: str):
     unknown = sorted(set(options) - _OPTION_KEYS)
     if unknown:
         raise NSTError(f"unknown option {unknown[0]!r}")
-    values = dict(options)
+    values = {**_environment_options(), **options}
     if values.get("size") in (0, None):
         values["size"] = None
     init = values.pop("init", "content")

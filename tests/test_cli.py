@@ -16,6 +16,7 @@ import pytest
 from PIL import Image
 
 from conftest import shared_image
+from nst_runtime.errors import NSTError
 
 QUICK = ["--size", "48", "--steps", "2"]
 
@@ -201,6 +202,23 @@ def test_worker_hands_pixels_over_in_raw_files_and_takes_a_memory_budget(tmp_pat
          "options": {"max_memory": "lots"}}
     )  # fmt: skip
     assert code == 1 and "max-memory" in lines[-1]["error"]
+
+
+def test_worker_takes_budget_and_tile_defaults_from_the_environment(monkeypatch, photo, painting):
+    from nst_runtime.worker import parse_request
+
+    request = json.dumps({"content": {"path": str(photo)}, "styles": [{"path": str(painting)}]})
+    monkeypatch.setenv("NST_MAX_MEMORY", "3G")
+    monkeypatch.setenv("NST_TILE_SIZE", "128")
+    options = parse_request(request)[2]
+    assert (options.max_memory, options.tile_size) == (3 << 30, 128)
+    own = json.dumps(
+        {"content": {"path": str(photo)}, "styles": [{"path": str(painting)}], "options": {"tile_size": 256}}
+    )
+    assert parse_request(own)[2].tile_size == 256
+    monkeypatch.setenv("NST_TILE_SIZE", "big")
+    with pytest.raises(NSTError, match="NST_TILE_SIZE"):
+        parse_request(request)
 
 
 def test_worker_reports_a_bad_style_file_in_one_line(tmp_path, photo):

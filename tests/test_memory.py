@@ -15,6 +15,7 @@ from nst_runtime.memory import (
     HISTORY_MIN,
     MIB,
     Estimator,
+    describe,
     fit_scale,
     parse_memory,
     plan_memory,
@@ -89,6 +90,8 @@ def test_the_schedule_keeps_every_useful_pair_and_gives_the_top_scales_tiles():
     assert all(HISTORY_MIN <= s.history <= s.steps for s in scales)
     assert all(s.memory is not None and s.memory > 0 for s in scales)
     assert scales[0].cost == 1.0 and scales[-1].cost > 1.5  # a tiled step costs more: the ETA knows it
+    assert scales[0].tiles == 0 and scales[-1].tiles > 20
+    assert describe(scales, 8 * GIB).startswith("memory budget 8.0 GiB: 6000×4000 in ")
 
 
 def test_the_final_resize_of_a_huge_photo_must_fit_too():
