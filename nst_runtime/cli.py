@@ -327,7 +327,7 @@ class _Say:
             self._write(f"{self.prog}: {event.message}")
 
     def _progress(self, e) -> None:
-        eta = "?" if not math.isfinite(e.eta_s) else time.strftime("%M:%S", time.gmtime(e.eta_s))
+        eta = _duration(e.eta_s)
         text = f"{e.message} ({e.width}×{e.height}), loss {e.loss:.4g}, ETA {eta}"
         if self.tty:
             if self.bar is None:
@@ -352,6 +352,15 @@ class _Say:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+def _duration(seconds: float) -> str:
+    """M:SS, or H:MM:SS from an hour on (a full-resolution job can take hours); ? when unknown."""
+    if not math.isfinite(seconds):
+        return "?"
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
 
 
 def entry() -> None:

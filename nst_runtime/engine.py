@@ -132,7 +132,9 @@ def run(
         options.weights, options.pooling, DEFAULT_LAYERS, options.device, graphs_dir, log=lambda m: emit(Status(m))
     )
     controls = _Controls(finish, preview_interval)
-    budget = memory.resolve_budget(options.max_memory, vgg.device)
+    budget, note = memory.resolve_budget(options.max_memory, vgg.device)
+    if note:
+        emit(Note(note))
     job = _Job(vgg, options, content_img, style_imgs, init_img, emit, controls, pixel_terms, budget)
     with vgg.cancellable(cancel):
         rgb, loss, parts = job.optimise()

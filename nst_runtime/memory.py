@@ -46,7 +46,7 @@ TILE_GOOD = 512  # (512 + 160)² / 512² = 1.7× the pixels: below this a shorte
 TILE_MAX = 4096
 TILED_PASSES = 1.5  # a forward is about half of forward + backward, and the tiles' forward runs twice
 #: measured working set of the graphs, in "widest activations" (64 channels at full resolution)
-WORKING_SET = {"fused": 7.5, "autograd": 6.5, "tiled": 6.5, "forward": 5.0}
+WORKING_SET = {"fused": 7.5, "autograd": 6.5, "tiled": 7.0, "forward": 5.0}
 
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
@@ -108,11 +108,27 @@ def _own_rss() -> int:
         return 0
 
 
-def resolve_budget(max_memory: int | None, device: str = "cpu") -> int:
-    """The budget in bytes: the one given, or a safe share of what is available now."""
-    if max_memory is not None:
-        return max_memory
-    return int(DEFAULT_SHARE * available_memory(device))
+def total_memory(device: str = "cpu") -> int | None:
+    """The machine's memory (the GPU's on CUDA), or None where it cannot be told."""
+    if device == "cuda":
+        import torch
+
+        return int(torch.cuda.mem_get_info()[1])
+    return _meminfo().get("MemTotal")
+
+
+def resolve_budget(max_memory: int | None, device: str = "cpu") -> tuple[int, str | None]:
+    """The budget in bytes (the one given, or a safe share of what is available now) and a note
+    for the user when the one given is more than the machine has (it is then capped to that)."""
+    if max_memory is None:
+        return int(DEFAULT_SHARE * available_memory(device)), None
+    total = total_memory(device)
+    if total is not None and max_memory > total:
+        return (
+            total,
+            f"max-memory {format_bytes(max_memory)} is more than this machine's {format_bytes(total)}: using that",
+        )
+    return max_memory, None
 
 
 @dataclass(frozen=True)

@@ -253,3 +253,9 @@ def test_worker_stops_within_a_second_on_sigterm(photo, painting):
     assert time.perf_counter() - started < 1.5
     assert proc.returncode == 130
     assert json.loads(rest.strip().splitlines()[-1]) == {"error": "cancelled"}
+
+
+def test_an_eta_of_hours_shows_its_hours():
+    from nst_runtime.cli import _duration
+
+    assert (_duration(68), _duration(3754.4), _duration(float("nan"))) == ("01:08", "1:02:34", "?")

@@ -100,3 +100,15 @@ def test_the_final_resize_of_a_huge_photo_must_fit_too():
     plan_memory(scales, options, 2 * GIB, content_size=(3000, 4000))
     with pytest.raises(NSTError, match="8000×6000 result needs about"):
         plan_memory(scales, options, 2 * GIB, content_size=(6000, 8000))
+
+
+def test_the_default_budget_is_a_share_of_what_is_free_and_a_budget_beyond_the_machine_is_capped():
+    from nst_runtime.memory import DEFAULT_SHARE, available_memory, resolve_budget, total_memory
+
+    budget, note = resolve_budget(None)
+    assert note is None and 0 < budget <= DEFAULT_SHARE * available_memory() * 1.05
+    total = total_memory()
+    if total is not None:
+        capped, note = resolve_budget(64 * total)
+        assert capped == total and "more than this machine's" in note
+    assert resolve_budget(4 * GIB) == (4 * GIB, None) or total < 4 * GIB
