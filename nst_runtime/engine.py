@@ -127,21 +127,34 @@ def run(
         for note in img.notes:
             emit(Note(note))
 
+    device = memory.budget_device(options.device)
+    scales = _planned(options, content_img, style_imgs, device, emit)  # a refusal comes before any work
     emit(Status("loading the VGG graphs"))
     vgg = get_vgg(
         options.weights, options.pooling, DEFAULT_LAYERS, options.device, graphs_dir, log=lambda m: emit(Status(m))
     )
+    if vgg.device != device:  # CUDA looked usable but onnxruntime could not use it: the host's memory counts
+        scales = _planned(options, content_img, style_imgs, vgg.device, emit)
     controls = _Controls(finish, preview_interval)
-    budget, note = memory.resolve_budget(options.max_memory, vgg.device)
-    if note:
-        emit(Note(note))
-    job = _Job(vgg, options, content_img, style_imgs, init_img, emit, controls, pixel_terms, budget)
+    job = _Job(vgg, options, content_img, style_imgs, init_img, emit, controls, pixel_terms, scales)
     with vgg.cancellable(cancel):
         rgb, loss, parts = job.optimise()
     image = _finish(rgb, content_img, options)
     return StylizeResult(
         image, loss, parts, time.perf_counter() - started, vgg.device, job.scales, controls.finishing, job.evaluations
     )
+
+
+def _planned(
+    options: Options, content: ImageData, styles: list[ImageData], device: str, emit: ProgressCallback
+) -> list[Scale]:
+    """The schedule with each scale's history and evaluation room fitted to the memory budget."""
+    scales, note, plan = memory.plan_run(options, content, styles, device)
+    if note:
+        emit(Note(note))
+    if plan:
+        emit(Status(plan))
+    return scales
 
 
 def _to_tensor(rgb: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -165,7 +178,7 @@ class _Job:
         emit: ProgressCallback,
         controls: _Controls,
         pixel_terms: Sequence[PixelTerm],
-        budget: int | None = None,
+        scales: list[Scale] | None = None,
     ):
         self.vgg = vgg
         self.options = options
@@ -174,13 +187,7 @@ class _Job:
         self.device = vgg.torch_device
         self.content_image = content
         height, width = compute_size(content.height, content.width, options.size)
-        self.scales = plan_scales(options, height, width)
-        if budget is not None:  # fitted before anything image-sized is allocated: a refusal comes first
-            reserved = memory.reserved_bytes(content, styles, height, width)
-            self.scales = memory.plan_memory(self.scales, options, budget, reserved, (content.height, content.width))
-            plan = memory.describe(self.scales, budget)
-            if plan:
-                emit(Status(plan))
+        self.scales = scales if scales is not None else plan_scales(options, height, width)
         if (height, width) == (content.height, content.width):
             self.content_rgb = content.rgb  # the photo at the computation size, before colour handling
         else:

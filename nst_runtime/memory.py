@@ -343,6 +343,33 @@ def aligned_tile(tile_size: int | None) -> int | None:
     return None if tile_size is None else max(ALIGN, tile_size - tile_size % ALIGN)
 
 
+def budget_device(device: str) -> str:
+    """Whose memory the budget is: the GPU's where the run will use CUDA, else the host's."""
+    if device == "cpu":
+        return "cpu"
+    from .sessions import cuda_usable
+
+    return "cuda" if cuda_usable() else "cpu"
+
+
+def plan_run(options, content, styles, device: str = "cpu") -> tuple[list, str | None, str | None]:
+    """A run's schedule fitted to its budget: (scales, a note on the budget, the plan for the user).
+
+    Everything here is arithmetic on sizes, so a run that cannot fit is refused (NSTError)
+    before any session is opened or any image-sized buffer allocated.
+    """
+    from .options import compute_size
+    from .schedule import plan_scales
+
+    budget, note = resolve_budget(options.max_memory, device)
+    height, width = compute_size(content.height, content.width, options.size)
+    reserved = reserved_bytes(content, styles, height, width)
+    scales = plan_memory(
+        plan_scales(options, height, width), options, budget, reserved, (content.height, content.width)
+    )
+    return scales, note, describe(scales, budget)
+
+
 def image_bytes(height: int, width: int, alpha: bool = False) -> int:
     """An input held as float32 RGB (and its 8-bit alpha)."""
     return height * width * (12 + (1 if alpha else 0))
