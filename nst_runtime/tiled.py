@@ -71,7 +71,7 @@ class _StyleSum:
     def __init__(self, term: StyleTerm, shape: tuple[int, ...]):
         self.term = term
         channels = shape[1]
-        self.sum = torch.zeros((channels, channels), dtype=torch.float64)
+        self.sum = torch.zeros((channels, channels), dtype=torch.float64, device=term.target.device)
         if term.mask is None:
             self.norm = float(shape[2] * shape[3])
         else:
@@ -113,18 +113,12 @@ class TiledEvaluator:
 
         objective, geometry = self.objective, self.geometry
         styles = [_StyleSum(t, geometry.shape[t.layer]) for t in objective.styles]
-        content_sq = torch.zeros((), dtype=torch.float64)
+        content_sq = torch.zeros((), dtype=torch.float64, device=x.device)
         outputs: dict[str, torch.Tensor] = {}
         for tile in geometry.tiles:
             outputs = {}  # the tile before's outputs go before this tile's arrive
             outputs = _forward(self.vgg, x, tile)[1]
-            self._statistics(tile, outputs, styles)
-            if objective.content is not None:
-                layer = objective.content.layer
-                scale = geometry.scale[layer]
-                f = _crop(outputs[layer], *tile.local_inner_slices(scale))
-                t = _crop(objective.content.target, *tile.layer_inner_slices(scale))
-                content_sq += (f - t).pow(2).sum(dtype=torch.float64)
+            content_sq += self._statistics(tile, outputs, styles)
         parts: Parts = {"content": 0.0, "style": 0.0}
         coefficients = []
         for s in styles:
@@ -151,11 +145,19 @@ class TiledEvaluator:
             del tile_grad
         return _with_pixel_terms(objective, x, parts, grad)
 
-    def _statistics(self, tile: Tile, outputs: dict[str, torch.Tensor], styles: list[_StyleSum]) -> None:
+    def _statistics(self, tile: Tile, outputs: dict[str, torch.Tensor], styles: list[_StyleSum]) -> torch.Tensor:
+        """Adds the tile's inner region to the Gram sums; returns its Σ (F − T)² of the content."""
         for s in styles:
             scale = self.geometry.scale[s.term.layer]
             weights = s.weights(*tile.layer_inner_slices(scale))
             s.add(_crop(outputs[s.term.layer], *tile.local_inner_slices(scale)), weights)
+        content = self.objective.content
+        if content is None:
+            return torch.zeros((), dtype=torch.float64)
+        scale = self.geometry.scale[content.layer]
+        f = _crop(outputs[content.layer], *tile.local_inner_slices(scale))
+        t = _crop(content.target, *tile.layer_inner_slices(scale))
+        return (f - t).pow(2).sum(dtype=torch.float64)
 
     def _upstream(
         self,
@@ -223,7 +225,10 @@ def tiled_features(vgg: VGG, image: torch.Tensor, layers: tuple[str, ...], tile:
 def tiled_grams(vgg: VGG, image: torch.Tensor, layers: tuple[str, ...], tile: int) -> dict[str, torch.Tensor]:
     """The (unmasked) Gram matrix of each layer of ``image``, summed over the tiles in float64."""
     geometry = _Geometry(vgg, image.shape[2], image.shape[3], tile, "sum", layers)
-    sums = {layer: torch.zeros((geometry.shape[layer][1],) * 2, dtype=torch.float64) for layer in layers}
+    sums = {
+        layer: torch.zeros((geometry.shape[layer][1],) * 2, dtype=torch.float64, device=vgg.torch_device)
+        for layer in layers
+    }
     for tile_ in geometry.tiles:
         taps, _ = _forward(vgg, image, tile_)
         for layer in layers:
