@@ -12,6 +12,12 @@ Steps: ``normal512`` (the 512-px normal job on the 12-MP photo), ``draft12`` (12
 size, --quality draft --max-memory 6G), ``refuse`` (24 MP under --max-memory 300M), ``draft24``
 (24 MP, draft, --max-memory 8G), ``score`` (bench/objective.py at full resolution, tiled, for
 the 12-MP result and the 512-px result upscaled), ``crops`` (100 % crops of both into docs/).
+
+``probe12`` and ``probe24`` are the short form of ``draft12`` and ``draft24`` for a contended
+host: the coarse scales get 0 steps (skipped) and the full-size scale the draft's own steps, so
+that scale is planned exactly as in the draft run (same tiles, same L-BFGS history, same memory
+room: the planner sizes the history from the scale's steps) and the peak RSS is the draft
+run's top-scale peak, after a handful of evaluations instead of a few hundred.
 """
 
 from __future__ import annotations
@@ -52,6 +58,19 @@ def make_photos(folder: Path) -> dict[str, Path]:
             mosaic.paste(tile, ((i % 2) * 3000, (i // 2) * 2000))
         mosaic.save(photos["24mp"], quality=95)
     return photos
+
+
+def top_scale_only(photo: Path) -> str:
+    """--steps for the draft schedule of ``photo`` with every coarse scale skipped."""
+    from PIL import Image
+
+    from nst_runtime.options import make_options
+    from nst_runtime.schedule import plan_scales
+
+    with Image.open(photo) as im:
+        width, height = im.size
+    scales = plan_scales(make_options(size=None, quality="draft"), height, width)
+    return ",".join(["0"] * (len(scales) - 1) + [str(scales[-1].steps)])
 
 
 def uptime() -> str:
@@ -136,6 +155,10 @@ def main() -> int:
         "draft24": [str(photos["24mp"]), style, "-o", str(results["draft24"]), "--size", "0", "--quality", "draft",
                     "--max-memory", "8G"],
     }  # fmt: skip
+    for key, photo, budget in (("probe12", "12mp", "6G"), ("probe24", "24mp", "8G")):
+        results[key] = work / f"result_{key}.png"
+        runs[key] = [str(photos[photo]), style, "-o", str(results[key]), "--size", "0", "--steps",
+                     top_scale_only(photos[photo]), "--max-memory", budget]  # fmt: skip
     for step in steps:
         if step in runs:
             summary[step] = timed(step, runs[step], out)

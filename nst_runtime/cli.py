@@ -352,7 +352,7 @@ class _Say:
 
     def _progress(self, e, prefix: str = "") -> None:
         eta = _duration(e.eta_s)
-        loss = f"loss {e.loss:.4g}" if math.isfinite(e.loss) else "shallow layers"
+        loss = "shallow layers" if e.phase == "detail" else f"loss {e.loss:.4g}" if math.isfinite(e.loss) else "loss ?"
         text = f"{prefix}{e.message} ({e.width}×{e.height}), {loss}, ETA {eta}"
         if self.tty:
             if self.bar is None:

@@ -28,9 +28,9 @@ class QualityPreset:
     coarse_steps: int
     final_steps: int
     scale_ratio: float  # between consecutive scales' longest sides
-    min_steps: int  # the fewest steps a scale larger than REFERENCE_PIXELS gets
     detail_steps: int = 0  # steps of the detail pass that opens every scale after the first
     tolerance: float = 0.0  # a scale stops once its relative decrease per step falls below this
+    min_steps: int = 1  # the fewest steps a scale larger than REFERENCE_PIXELS gets
 
 
 PRESETS: dict[str, QualityPreset] = {

@@ -47,7 +47,10 @@ def _smooth(height: int, width: int, seed: int = 0) -> torch.Tensor:
 def _compare(reference, tiled, x):
     ref_parts, ref_grad = reference(x)
     parts, grad = tiled(x)
-    losses = {k: abs(parts[k] - ref_parts[k]) / abs(ref_parts[k]) for k in ("total", "content", "style")}
+    losses = {
+        k: abs(parts[k] - ref_parts[k]) / abs(ref_parts[k]) if ref_parts[k] else abs(parts[k])
+        for k in ("total", "content", "style")
+    }
     return losses, float((grad - ref_grad).norm() / ref_grad.norm())
 
 
@@ -147,3 +150,40 @@ def test_a_run_that_cannot_fit_its_budget_is_refused_before_it_starts(tmp_path):
     done = subprocess.run([*cli, "--max-memory", "100M"], capture_output=True, text=True, timeout=120)
     assert done.returncode != 0 and not out.exists()
     assert done.stderr.count("\n") == 1 and "needs about" in done.stderr and "100 MiB" in done.stderr
+
+
+def test_the_detail_pass_objective_is_exact_in_tiles_of_the_detail_graphs(vgg):
+    """The detail pass (relu1_1–relu3_1 through graphs cut after relu3_1) goes tiled at full
+    resolution like the full objective: its smaller receptive field gives it a smaller halo."""
+    from nst_runtime.graphs import DETAIL_LAYERS
+    from nst_runtime.tiles import halos
+
+    detail_vgg = get_vgg(layers=DETAIL_LAYERS)
+    assert halos(detail_vgg.graphs.plan)["sum"] < halos(vgg.graphs.plan)["sum"]
+    objective = _objective(vgg, 301, 405).restricted(DETAIL_LAYERS)
+    assert objective.content is None and {t.layer for t in objective.styles} == set(DETAIL_LAYERS)
+    tiled = TiledEvaluator(detail_vgg, objective, 128)
+    assert len(tiled.tiles) > 1
+    losses, grad = _compare(AutogradEvaluator(detail_vgg, objective), tiled, _smooth(301, 405, seed=4))
+    assert max(losses.values()) <= 1e-5, losses
+    assert grad <= 1e-5
+    room = Scale(301, 405, 1, memory=1 << 20)
+    assert isinstance(choose_evaluator(detail_vgg, objective, make_options(), room), TiledEvaluator)
+
+
+def test_a_run_with_detail_passes_goes_tiled_where_forced(monkeypatch):
+    """Detail passes and the full objective both tiled (forced small tiles) end where the
+    untiled run ends."""
+    from nst_runtime import schedule
+
+    monkeypatch.setitem(schedule.PRESETS, "draft", schedule.QualityPreset(3, 3, 2.0, detail_steps=2))
+    content = Image.open(shared_image("golden_gate.jpg")).convert("RGB").resize((256, 192))
+    style = Image.open(shared_image("starry_night.jpg")).convert("RGB").resize((256, 160))
+    events: list = []
+    untiled = run(content, [style], make_options(size=256, quality="draft", scales=2))
+    tiled = run(
+        content, [style], make_options(size=256, quality="draft", scales=2, tile_size=64), progress=events.append
+    )
+    assert [s.detail_steps for s in tiled.scales] == [0, 2]
+    assert any(e.kind == "progress" and e.phase == "detail" for e in events)
+    assert tiled.loss == pytest.approx(untiled.loss, rel=5e-3)
