@@ -60,8 +60,9 @@ def make_photos(folder: Path) -> dict[str, Path]:
     return photos
 
 
-def top_scale_only(photo: Path) -> str:
-    """--steps for the draft schedule of ``photo`` with every coarse scale skipped."""
+def top_scale_only(photo: Path, steps: int | None = None) -> str:
+    """--steps for the draft schedule of ``photo`` with every coarse scale skipped (and the top
+    scale's steps cut to ``steps`` when given: its history is then that short too)."""
     from PIL import Image
 
     from nst_runtime.options import make_options
@@ -70,7 +71,7 @@ def top_scale_only(photo: Path) -> str:
     with Image.open(photo) as im:
         width, height = im.size
     scales = plan_scales(make_options(size=None, quality="draft"), height, width)
-    return ",".join(["0"] * (len(scales) - 1) + [str(scales[-1].steps)])
+    return ",".join(["0"] * (len(scales) - 1) + [str(steps or scales[-1].steps)])
 
 
 def uptime() -> str:
@@ -130,6 +131,7 @@ def main() -> int:
     p.add_argument("--out", default=str(REPO / "bench" / "results" / "full_resolution"))
     p.add_argument("--work", help="folder for the big photos and results (default: a temporary one)")
     p.add_argument("--steps", default="normal512,draft12,refuse,draft24,score,crops")
+    p.add_argument("--probe-steps", type=int, help="the probes' top-scale steps (default: the draft's)")
     args = p.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -158,7 +160,7 @@ def main() -> int:
     for key, photo, budget in (("probe12", "12mp", "6G"), ("probe24", "24mp", "8G")):
         results[key] = work / f"result_{key}.png"
         runs[key] = [str(photos[photo]), style, "-o", str(results[key]), "--size", "0", "--steps",
-                     top_scale_only(photos[photo]), "--max-memory", budget]  # fmt: skip
+                     top_scale_only(photos[photo], args.probe_steps), "--max-memory", budget]  # fmt: skip
     for step in steps:
         if step in runs:
             summary[step] = timed(step, runs[step], out)

@@ -239,6 +239,9 @@ class _Job:
             if self.controls.finishing and x is not None:
                 break
             x = self._start_image(x, scale.height, scale.width)
+            if scale.steps == 0 and index < len(self.scales) - 1:  # explicit 0 steps: no targets needed either
+                self._skip(index, 0, x)
+                continue
             objective = self.builder.at(scale.height, scale.width)
             x, parts = self._optimise_scale(x, objective, index)
         assert x is not None

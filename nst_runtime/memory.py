@@ -331,7 +331,7 @@ def plan_memory(
 
 def describe(scales: list, budget: int) -> str | None:
     """One line for the user when the plan tiles a scale (None when everything runs whole)."""
-    tiled = [s for s in scales if s.tiles]
+    tiled = [s for i, s in enumerate(scales) if s.tiles and (s.steps or i == len(scales) - 1)]  # 0 steps: skipped
     if not tiled:
         return None
     parts = [f"{s.width}×{s.height} in {s.tiles} exact tiles (L-BFGS history {s.history})" for s in reversed(tiled)]

@@ -94,6 +94,14 @@ def test_the_schedule_keeps_every_useful_pair_and_gives_the_top_scales_tiles():
     assert describe(scales, 8 * GIB).startswith("memory budget 8.0 GiB: 6000×4000 in ")
 
 
+def test_the_plan_line_names_only_the_tiled_scales_that_run():
+    options = make_options(steps=(0, 0, 0, 0, 0, 0, 1), size=None)
+    scales = plan_memory(plan_scales(options, 4000, 6000), options, 8 * GIB)
+    assert scales[-2].tiles > 0 and scales[-2].steps == 0  # planned, but skipped: 0 steps
+    line = describe(scales, 8 * GIB)
+    assert "6000×4000" in line and "3000×2000" not in line
+
+
 def test_the_final_resize_of_a_huge_photo_must_fit_too():
     options = make_options(size=512)
     scales = plan_scales(options, 384, 512)
