@@ -10,6 +10,11 @@ blend and user weight:
 
 The gradients are the closed forms: d content/dF = 2 w_c (F − T) / N and
 d style_l/dF = 4 w_l (G − A) F / (C² h w) (G and A are symmetric).
+
+``GuidedLossNet`` is the same loss with R regions per style layer (Gatys et al. 2017, §4): each
+region r has a mask m_r on the layer's grid, its own target A_r and weight w_r, and its guided
+Gram G_r = (F ⊙ m_r)(F ⊙ m_r)ᵀ / Σ m_r², so d style_r/dF = 4 w_r (G_r − A_r) F diag(m_r²) / (C² Σ m_r²).
+Exported as the *guided* graph, it keeps masked (regional) runs on the one-graph fast path.
 """
 
 from __future__ import annotations
@@ -28,6 +33,10 @@ def loss_layers(taps: tuple[str, ...]) -> tuple[str | None, tuple[str, ...]]:
 
 def gram_name(layer: str) -> str:
     return f"gram_{layer}"
+
+
+def mask_input_name(layer: str) -> str:
+    return f"mask_{layer}"
 
 
 class LossNet(nn.Module):
@@ -78,4 +87,57 @@ class LossNet(nn.Module):
             flat = feats[layer].flatten(2)[0]
             g = flat @ flat.T / flat.shape[1]
             total = total + named["style_weights"][i] * (g - named[gram_name(layer)]).pow(2).mean()
+        return total
+
+
+class GuidedLossNet(LossNet):
+    """The loss with R masked regions per style layer: ``gram_<l>`` [R, C, C], ``mask_<l>`` [R, h, w],
+    ``style_weights`` [R, L]. A region with weight 0 and an all-zero mask adds exactly nothing, so
+    a caller pads layers to the same R."""
+
+    @property
+    def input_names(self) -> list[str]:
+        content = ["content_target"] if self.content_layer else []
+        guides = [name for s in self.style_layers for name in (gram_name(s), mask_input_name(s))]
+        return [*self.taps, *content, *guides, "content_weight", "style_weights"]
+
+    def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        named = dict(zip(self.input_names, inputs, strict=True))
+        feats = {t: named[t] for t in self.taps}
+        content_weight, style_weights = named["content_weight"], named["style_weights"]
+        grads: dict[str, torch.Tensor] = {}
+        content = content_weight * 0.0
+        if self.content_layer:
+            diff = feats[self.content_layer] - named["content_target"]
+            content = content_weight * diff.pow(2).mean()
+            grads[self.content_layer] = content_weight * 2.0 * diff / diff.numel()
+        style = style_weights.sum() * 0.0
+        for i, layer in enumerate(self.style_layers):
+            f = feats[layer]
+            flat = f.reshape(f.shape[1], -1)  # [C, P]
+            mask = named[mask_input_name(layer)]
+            m = mask.reshape(mask.shape[0], 1, -1)  # [R, 1, P]
+            m2 = m * m
+            norm = m2.sum(dim=(1, 2)).clamp_min(1e-12)  # Σ m² per region
+            weighted = flat.unsqueeze(0) * m  # [R, C, P]
+            d = weighted @ weighted.transpose(1, 2) / norm.view(-1, 1, 1) - named[gram_name(layer)]
+            channels = d.shape[1]
+            w = style_weights[:, i]
+            style = style + (w * d.pow(2).mean(dim=(1, 2))).sum()
+            coef = (w * (4.0 / (channels * channels)) / norm).view(-1, 1, 1)
+            grads[layer] = ((d @ flat.unsqueeze(0)) * (m2 * coef)).sum(0).view(f.shape)
+        return (content + style, content, style, *(grads[t] for t in self.taps))
+
+    def reference(self, feats: dict[str, torch.Tensor], named: dict[str, torch.Tensor]) -> torch.Tensor:
+        total = torch.zeros(())
+        if self.content_layer:
+            total = (
+                total + named["content_weight"] * (feats[self.content_layer] - named["content_target"]).pow(2).mean()
+            )
+        for i, layer in enumerate(self.style_layers):
+            flat = feats[layer].flatten(2)[0]
+            for r, mask in enumerate(named[mask_input_name(layer)]):
+                m = mask.reshape(1, -1)
+                g = (flat * m) @ (flat * m).T / (m * m).sum().clamp_min(1e-12)
+                total = total + named["style_weights"][r, i] * (g - named[gram_name(layer)][r]).pow(2).mean()
         return total

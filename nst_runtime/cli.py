@@ -45,6 +45,11 @@ def _ints(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expected an integer or comma-separated integers, got {text!r}") from None
 
 
+def _files(text: str) -> tuple[str | None, ...]:
+    """Comma-separated file names; an empty entry (``a.png,,c.png``) is None."""
+    return tuple(part.strip() or None for part in text.split(","))
+
+
 def _number(text: str) -> float:
     try:
         value = float(text)
@@ -148,6 +153,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("content", help="the photo (any format Pillow reads)")
     p.add_argument("styles", nargs="+", metavar="style", help="one or more style images (paintings)")
     p.add_argument("-o", "--output", required=True, help="result file; its extension sets the format")
+    p.add_argument(
+        "--masks",
+        type=_files,
+        metavar="FILE[,FILE...]",
+        help="one greyscale mask per style (white: that style, black: not it; soft edges blend), e.g. "
+        "sky.png,ground.png; the photo stays where no mask is white; an empty entry means everywhere",
+    )
+    p.add_argument(
+        "--style-masks",
+        type=_files,
+        metavar="FILE[,FILE...]",
+        help="one mask per style image selecting the part of the painting whose style is used "
+        "(an empty entry: all of it)",
+    )
     add_run_options(p)
     return p
 
@@ -193,8 +212,10 @@ def run_and_save(content: object, styles: list, output: str, args: argparse.Name
 
         options = options_from_args(args)
         options.validate(len(styles))
+        masks = _masks(getattr(args, "masks", None), len(styles), "masks", "mask")
+        style_masks = _masks(getattr(args, "style_masks", None), len(styles), "style-masks", "style mask")
         out_path = check_output_path(output)
-        result = _run_cancellable(content, styles, options, args.graphs, say)
+        result = _run_cancellable(content, styles, options, args.graphs, say, masks, style_masks)
         from .images import save_image
 
         for note in save_image(result.image, out_path):
@@ -226,7 +247,22 @@ def run_and_save(content: object, styles: list, output: str, args: argparse.Name
     return 0
 
 
-def _run_cancellable(content, styles, options, graphs_dir, say: _Say):
+def _masks(files: tuple[str | None, ...] | None, count: int, option: str, role: str) -> list | None:
+    """The mask files, read and checked before any compute: a mask that is all zero is refused."""
+    if files is None:
+        return None
+    if len(files) != count:
+        raise NSTError(f"--{option} names {len(files)} file(s) for {count} style image(s): give one per style")
+    from .regions import load_mask
+
+    masks = [None if f is None else load_mask(f, role) for f in files]
+    for path, mask in zip(files, masks, strict=True):
+        if mask is not None and mask.empty:
+            raise NSTError(f"{role} is empty (all zero, nothing selected): {path}")
+    return masks
+
+
+def _run_cancellable(content, styles, options, graphs_dir, say: _Say, masks=None, style_masks=None):
     """Run the engine in a thread; the main thread waits, so SIGINT/SIGTERM are handled at once."""
     from .engine import run
 
@@ -235,7 +271,10 @@ def _run_cancellable(content, styles, options, graphs_dir, say: _Say):
 
     def target() -> None:
         try:
-            outcome["result"] = run(content, styles, options, progress=say.event, cancel=cancel, graphs_dir=graphs_dir)
+            outcome["result"] = run(
+                content, styles, options, masks=masks, style_masks=style_masks, progress=say.event, cancel=cancel,
+                graphs_dir=graphs_dir,
+            )  # fmt: skip
         except BaseException as exc:  # handed to the main thread
             outcome["error"] = exc
 

@@ -14,6 +14,7 @@ import math
 import os
 import sys
 import threading
+from typing import NamedTuple
 
 from .errors import Cancelled, NSTError
 
@@ -73,8 +74,30 @@ def _image(spec: object, role: str) -> object:
     raise NSTError(f"{role} must give 'path' or 'rgba'")
 
 
-def parse_request(text: str):
-    """(content, styles, Options, output path or None) from the request JSON."""
+def _mask_list(request: dict, key: str, count: int) -> list | None:
+    """``masks`` / ``style_masks``: a list with one IMAGE (or null: all of it) per style."""
+    spec = request.get(key)
+    if spec is None:
+        return None
+    if not isinstance(spec, list):
+        raise NSTError(f"'{key}' must be a list with one image (or null) per style")
+    if len(spec) != count:
+        raise NSTError(f"'{key}' has {len(spec)} entries for {count} style image(s): give one per style")
+    role = key.rstrip("s").replace("_", " ")
+    return [None if m is None else _image(m, f"{role} {i + 1}") for i, m in enumerate(spec)]
+
+
+class Request(NamedTuple):
+    content: object
+    styles: list
+    options: object  # Options
+    output: object  # Path or None
+    masks: list | None = None
+    style_masks: list | None = None
+
+
+def parse_request(text: str) -> Request:
+    """(content, styles, Options, output path or None, masks, style masks) from the request JSON."""
     from .options import make_options
 
     try:
@@ -113,7 +136,9 @@ def parse_request(text: str):
         from .images import check_output_path
 
         out_path = check_output_path(output["path"])
-    return content, styles, opts, out_path
+    masks = _mask_list(request, "masks", len(styles))
+    style_masks = _mask_list(request, "style_masks", len(styles))
+    return Request(content, styles, opts, out_path, masks, style_masks)
 
 
 def main() -> int:
@@ -128,14 +153,18 @@ def main() -> int:
     def work() -> None:
         try:
             text = sys.stdin.read(MAX_REQUEST_BYTES)
-            content, styles, options, out_path = parse_request(text)
+            request = parse_request(text)
+            options = request.options
             from . import prewarm
 
             prewarm.start(options.weights, options.pooling, options.device)
             from .engine import run
 
-            result = run(content, styles, options, progress=lambda e: out.send(_event_json(e)), cancel=cancel)
-            outcome["done"] = _done(result.image, out_path)
+            result = run(
+                request.content, request.styles, options, masks=request.masks, style_masks=request.style_masks,
+                progress=lambda e: out.send(_event_json(e)), cancel=cancel,
+            )  # fmt: skip
+            outcome["done"] = _done(result.image, request.output)
         except BaseException as exc:
             outcome["error"] = exc
 

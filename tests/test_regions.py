@@ -1,0 +1,309 @@
+"""Regions (guided Gram matrices): mask loading and resampling, the guided graph against torch,
+and what two styles on complementary masks, or one style inside a mask, do to a real photo."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import photo_array, shared_image
+from nst_export.architecture import DEFAULT_LAYERS, output_shape, truncated_plan
+from nst_runtime import NSTError
+from nst_runtime.images import ImageData
+from nst_runtime.losses import STYLE_LAYERS, gram
+from nst_runtime.regions import Mask, fit, keep_photo, load_mask, on_layers, prepare, region_shares, resample
+
+# --- masks as users hand them over (no weights) -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("array", "expected"),
+    [
+        (np.array([[0, 255], [128, 255]], np.uint8), [[0, 1], [128 / 255, 1]]),
+        (np.array([[0.0, 1.0], [0.25, 0.5]]), [[0, 1], [0.25, 0.5]]),
+        (np.array([[0.0, 255.0], [51.0, 255.0]], np.float32), [[0, 1], [0.2, 1]]),  # 0–255 as floats
+        (np.array([[False, True], [True, False]]), [[0, 1], [1, 0]]),
+        (np.array([[0, 65535], [0, 0]], np.uint16), [[0, 1], [0, 0]]),
+        (np.full((2, 2, 3), 255, np.uint8), [[1, 1], [1, 1]]),  # colour: its luminance
+        (np.dstack([np.full((2, 2), 255, np.uint8), np.array([[0, 255], [255, 0]], np.uint8)]), [[0, 1], [1, 0]]),
+    ],
+)
+def test_arrays_become_weights_in_zero_to_one(array, expected):
+    assert np.allclose(load_mask(array).values, expected, atol=1e-6)
+
+
+def test_images_and_files_become_weights(tmp_path):
+    grey = np.array([[0, 64], [192, 255]], np.uint8)
+    Image.fromarray(grey, "L").save(tmp_path / "m.png")
+    rgba = np.zeros((2, 2, 4), np.uint8)
+    rgba[..., :3] = 255
+    rgba[0, 1, 3] = 255  # white, but only one pixel opaque: transparency counts as 0
+    for source, expected in (
+        (tmp_path / "m.png", grey / 255),
+        (Image.fromarray(grey, "L"), grey / 255),
+        (Image.fromarray(rgba, "RGBA"), [[0, 1], [0, 0]]),
+    ):
+        assert np.allclose(load_mask(source).values, expected, atol=1e-5)
+    assert load_mask(tmp_path / "m.png").name == str(tmp_path / "m.png")
+
+
+@pytest.mark.parametrize(
+    ("source", "words"),
+    [
+        (np.array([[0.0, 300.0]]), "0–1 or 0–255"),
+        (np.array([[-1.0, 0.5]]), "0–1 or 0–255"),
+        (np.array([[np.nan, 0.5]]), "NaN"),
+        (np.zeros((2, 2, 5)), "shape"),
+        (np.array([["a"]]), "numbers"),
+        ({"not": "a mask"}, "file path"),
+    ],
+)
+def test_bad_masks_get_one_line_errors(source, words):
+    with pytest.raises(NSTError, match=words):
+        load_mask(source)
+
+
+def test_a_mask_file_that_is_not_an_image_is_named(tmp_path):
+    path = tmp_path / "sky.txt"
+    path.write_text("not pixels")
+    with pytest.raises(NSTError, match=r"mask 1 file is not an image: .*sky\.txt"):
+        prepare([path], None, _image(8, 8), [_image(8, 8)], print)
+
+
+def test_a_mask_of_another_size_is_resized_with_a_note():
+    fitted = fit(Mask(np.ones((10, 20), np.float32), "sky.png"), 40, 30, "the content")
+    assert fitted.values.shape == (40, 30)
+    assert "sky.png is 20×10 but the content is 30×40: resized to fit" in fitted.notes
+
+
+def test_masks_are_checked_against_the_styles():
+    content, styles = _image(16, 16), [_image(8, 8), _image(8, 8)]
+    notes: list[str] = []
+    with pytest.raises(NSTError, match="masks has 1 entry for 2 style"):
+        prepare([np.ones((16, 16))], None, content, styles, notes.append)
+    with pytest.raises(NSTError, match="every mask is empty"):
+        prepare([np.zeros((16, 16)), np.zeros((16, 16))], None, content, styles, notes.append)
+    with pytest.raises(NSTError, match="style mask 2 is empty"):
+        prepare(None, [None, np.zeros((8, 8))], content, styles, notes.append)
+    regions = prepare([np.zeros((16, 16)), np.ones((16, 16))], None, content, styles, notes.append)
+    assert regions is not None and regions.regional
+    assert any("style 1 does nothing" in n for n in notes)
+    assert regions.masks[1] is None  # a mask of ones is the plain Gram: the fused fast path
+    only_styles = prepare(None, [np.ones((8, 8)), None], content, styles, notes.append)
+    assert only_styles is not None and not only_styles.regional
+    assert prepare(None, None, content, styles, notes.append) is None
+
+
+@pytest.mark.parametrize("size", [(96, 128), (61, 83), (16, 17)])
+def test_layer_masks_tile_the_image_as_vggs_pools(size):
+    """On every layer's grid, each position weighs the share of its pooling cell the mask covers."""
+    height, width = size
+    plan = truncated_plan("vgg19", DEFAULT_LAYERS)
+    shapes = {layer: output_shape(plan, layer, height, width)[2:] for layer in STYLE_LAYERS}
+    mask = torch.zeros(height, width)
+    mask[:, : width // 2] = 1.0
+    grid = on_layers(mask, shapes)
+    for layer, shape in shapes.items():
+        assert tuple(grid[layer].shape) == tuple(shape)
+        cell = 2 ** (int(layer[4]) - 1)  # relu<b>_1 is after b − 1 pools
+        covered = mask[: shape[0] * cell, : shape[1] * cell].reshape(shape[0], cell, shape[1], cell).mean((1, 3))
+        assert torch.allclose(grid[layer], covered, atol=1e-6)
+
+
+def test_resampling_keeps_soft_masks_in_range():
+    mask = torch.from_numpy(np.random.default_rng(0).random((50, 70), dtype=np.float32))
+    small = resample(mask, 13, 17)
+    assert small.shape == (13, 17) and float(small.min()) >= 0 and float(small.max()) <= 1
+    assert abs(float(small.mean()) - float(mask.mean())) < 0.02
+
+
+def test_style_weights_scale_each_region_relative_to_the_strongest():
+    assert region_shares(None, 2) == [1.0, 1.0]
+    assert region_shares([0.7, 0.35], 2) == [1.0, 0.5]
+
+
+def test_outside_the_regions_the_result_is_the_photo():
+    photo, result = np.zeros((4, 6, 3), np.float32), np.ones((4, 6, 3), np.float32)
+    coverage = np.zeros((4, 6), np.float32)
+    coverage[:, 3:] = 1.0
+    coverage[:, 2] = 0.5
+    kept = keep_photo(result, photo, coverage)
+    assert np.all(kept[:, :2] == 0) and np.all(kept[:, 3:] == 1) and np.allclose(kept[:, 2], 0.5)
+    assert keep_photo(result, photo, None) is result
+
+
+def _image(height: int, width: int) -> ImageData:
+    return ImageData(np.zeros((height, width, 3), np.float32))
+
+
+# --- the guided Gram through the graphs, against torch -------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def vgg():
+    from nst_runtime.features import get_vgg
+
+    return get_vgg()
+
+
+@pytest.fixture(scope="module")
+def torch_net():
+    from nst_export.sources import locate_source
+    from nst_export.torch_vgg import FeatureNet
+    from nst_export.weights import load_weights
+
+    return FeatureNet(load_weights(locate_source("vgg19")), DEFAULT_LAYERS, "max")
+
+
+def _soft_masks(height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A soft diagonal and its complement: the two regions of the parity tests."""
+    yy, xx = torch.meshgrid(torch.arange(height) / height, torch.arange(width) / width, indexing="ij")
+    diagonal = (0.5 + 3 * (xx - yy)).clamp(0, 1)
+    return diagonal, 1 - diagonal
+
+
+def _masked_objective(vgg, height: int, width: int):
+    """Content + two guided style terms per layer (two paintings, complementary soft masks)."""
+    from nst_runtime.losses import CONTENT_LAYER
+    from nst_runtime.objective import ContentTerm, Objective, StyleTerm
+
+    with torch.no_grad():
+        target = vgg.features(torch.from_numpy(photo_array("the_scream.jpg", height, width)))[CONTENT_LAYER]
+        paintings = [
+            vgg.features(torch.from_numpy(photo_array(n, 80, 90))) for n in ("starry_night.jpg", "the_scream.jpg")
+        ]
+    shapes = {layer: output_shape(vgg.graphs.plan, layer, height, width)[2:] for layer in STYLE_LAYERS}
+    grids = [on_layers(m, shapes) for m in _soft_masks(height, width)]
+    terms = tuple(
+        StyleTerm(layer, gram(p[layer]), 10.0 / p[layer].shape[1] ** 2 * (1 + r), grid[layer])
+        for r, (p, grid) in enumerate(zip(paintings, grids, strict=True))
+        for layer in STYLE_LAYERS
+    )
+    return Objective(height, width, ContentTerm(CONTENT_LAYER, target, 0.5), terms)
+
+
+def test_masked_runs_take_the_guided_fused_graph_and_match_autograd(vgg):
+    """Loss and gradient of a two-region objective: guided graph = two graphs + torch formulas."""
+    from nst_runtime.evaluate import AutogradEvaluator, FusedEvaluator, choose_evaluator
+    from nst_runtime.options import make_options
+
+    objective = _masked_objective(vgg, 72, 96)
+    evaluator = choose_evaluator(vgg, objective, make_options())
+    assert isinstance(evaluator, FusedEvaluator) and evaluator.graph == "guided"
+    image = torch.from_numpy(photo_array("golden_gate.jpg", 72, 96))
+    parts, grad = evaluator(image)
+    reference, ref_grad = AutogradEvaluator(vgg, objective)(image)
+    for name in ("total", "content", "style"):
+        assert parts[name] == pytest.approx(reference[name], rel=1e-4)
+    assert float((grad - ref_grad).norm() / ref_grad.norm()) <= 1e-4
+
+
+def test_guided_grams_loss_and_gradient_through_the_graphs_equal_direct_torch(vgg, torch_net):
+    """The whole chain against torch autograd on the torch VGG: (F ⊙ m)(F ⊙ m)ᵀ / Σ m², its loss, its gradient."""
+    from nst_runtime.evaluate import choose_evaluator
+    from nst_runtime.options import make_options
+
+    height, width = 64, 80
+    objective = _masked_objective(vgg, height, width)
+    image = torch.from_numpy(photo_array("golden_gate.jpg", height, width))
+    x = image.clone().requires_grad_(True)
+    feats = torch_net.features(x)
+    total = 0.5 * (feats["relu4_2"] - objective.content.target).pow(2).mean()
+    for term in objective.styles:
+        flat = feats[term.layer][0].flatten(1)
+        m = term.mask.reshape(1, -1)
+        guided = (flat * m) @ (flat * m).T / (m * m).sum()
+        total = total + term.weight * (guided - term.target).pow(2).mean()
+    (torch_grad,) = torch.autograd.grad(total, x)
+    with torch.no_grad():
+        graph_feats = vgg.features(image)
+    for term in objective.styles:
+        assert torch.allclose(gram(graph_feats[term.layer], term.mask), gram(feats[term.layer].detach(), term.mask),
+                              rtol=1e-4, atol=1e-4 * float(term.target.abs().max()))  # fmt: skip
+    parts, grad = choose_evaluator(vgg, objective, make_options())(image)
+    assert parts["total"] == pytest.approx(float(total), rel=1e-4)
+    assert float((grad - torch_grad).norm() / torch_grad.norm()) <= 1e-3  # ORT against torch: as vgg_features
+
+
+def test_a_mask_of_ones_is_todays_objective(vgg):
+    from nst_runtime.engine import run
+    from nst_runtime.options import make_options
+
+    content = photo_array("golden_gate.jpg", 48, 64)[0].transpose(1, 2, 0)
+    style = photo_array("starry_night.jpg", 48, 60)[0].transpose(1, 2, 0)
+    options = make_options(size=64, steps=3)
+    plain = run(content, [style], options)
+    ones = run(content, [style], options, masks=[np.ones((48, 64), np.float32)])
+    assert np.asarray(plain.image).tobytes() == np.asarray(ones.image).tobytes()
+
+
+# --- what regions do to a real photo (real weights, small sizes) ---------------------------------
+
+SIZE = {"size": 128, "steps": [30, 30]}
+
+
+@pytest.fixture(scope="module")
+def photo() -> np.ndarray:
+    return _rgb("golden_gate.jpg", 96, 128)
+
+
+@pytest.fixture(scope="module")
+def paintings() -> list[np.ndarray]:
+    return [_rgb("starry_night.jpg", 96, 154), _rgb("the_scream.jpg", 96, 75)]
+
+
+def _rgb(name: str, height: int, width: int) -> np.ndarray:
+    with Image.open(shared_image(name)) as im:
+        return np.asarray(im.convert("RGB").resize((width, height), Image.Resampling.BICUBIC), np.float32) / 255
+
+
+def _guided_style_losses(vgg, image: np.ndarray, mask: np.ndarray, painting: np.ndarray) -> dict[str, float]:
+    """Per style layer, mean((G_mask(image) − G(painting))²) / C²-free: the measure of the issue."""
+    from nst_runtime.objective import resize, style_size
+
+    x = torch.from_numpy(image.transpose(2, 0, 1).copy())[None]
+    p = torch.from_numpy(painting.transpose(2, 0, 1).copy())[None]
+    with torch.no_grad():
+        feats = vgg.features(x, STYLE_LAYERS)
+        target = vgg.features(resize(p, *style_size(p, x.shape[2], x.shape[3], 1.0)), STYLE_LAYERS)
+    grid = on_layers(resample(torch.from_numpy(mask), *x.shape[2:]), {k: v.shape[2:] for k, v in feats.items()})
+    return {k: float((gram(feats[k], grid[k]) - gram(target[k])).pow(2).mean()) for k in STYLE_LAYERS}
+
+
+@pytest.mark.parametrize("shape", ["halves", "soft diagonal"])
+def test_two_styles_on_complementary_masks_each_follow_their_own_painting(vgg, photo, paintings, shape):
+    from nst_runtime.engine import run
+    from nst_runtime.options import make_options
+
+    height, width = photo.shape[:2]
+    if shape == "halves":
+        first = np.zeros((height, width), np.float32)
+        first[:, : width // 2] = 1.0
+    else:
+        first = _soft_masks(height, width)[0].numpy()
+    masks = [first, 1.0 - first]
+    result = np.asarray(run(photo, paintings, make_options(**SIZE), masks=masks).image, np.float32) / 255
+    for own in (0, 1):
+        to_own = _guided_style_losses(vgg, result, masks[own], paintings[own])
+        to_other = _guided_style_losses(vgg, result, masks[own], paintings[1 - own])
+        ratios = {layer: to_own[layer] / to_other[layer] for layer in STYLE_LAYERS}
+        assert all(r <= 0.5 for r in ratios.values()), (own, ratios)
+
+
+def test_one_style_keeps_the_photo_outside_and_paints_the_inside_as_well_as_a_whole_run(vgg, photo, paintings):
+    from nst_runtime.engine import run
+    from nst_runtime.options import make_options
+
+    height, width = photo.shape[:2]
+    inside = np.zeros((height, width), np.float32)
+    inside[:, : width // 2] = 1.0
+    options = make_options(**SIZE)
+    regional = np.asarray(run(photo, paintings[:1], options, masks=[inside]).image, np.float32) / 255
+    whole = np.asarray(run(photo, paintings[:1], options).image, np.float32) / 255
+    photo8 = np.rint(photo * 255) / 255
+    assert np.abs(regional[:, width // 2 :] - photo8[:, width // 2 :]).max() <= 2 / 255 + 1e-6
+    in_region = _guided_style_losses(vgg, regional, inside, paintings[0])
+    in_whole = _guided_style_losses(vgg, whole, inside, paintings[0])
+    assert sum(in_region.values()) <= sum(in_whole.values())
