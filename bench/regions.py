@@ -43,22 +43,9 @@ def _rgb(path: Path, longest: int | None = None) -> np.ndarray:
         return np.asarray(im, np.float32) / 255
 
 
-def guided_losses(vgg, image: np.ndarray, mask: np.ndarray, painting: np.ndarray) -> dict[str, float]:
-    """Per style layer: mean((G_mask(image) − G(painting))²), the painting at the run's style size."""
-    from nst_runtime.losses import STYLE_LAYERS, gram
-    from nst_runtime.objective import resize, style_size
-    from nst_runtime.regions import on_layers, resample
-
-    x = torch.from_numpy(image.transpose(2, 0, 1).copy())[None]
-    p = torch.from_numpy(painting.transpose(2, 0, 1).copy())[None]
-    with torch.no_grad():
-        feats = vgg.features(x, STYLE_LAYERS)
-        target = vgg.features(resize(p, *style_size(p, x.shape[2], x.shape[3], 1.0)), STYLE_LAYERS)
-    grid = on_layers(resample(torch.from_numpy(mask), *x.shape[2:]), {k: tuple(v.shape[2:]) for k, v in feats.items()})
-    return {k: float((gram(feats[k], grid[k]) - gram(target[k])).pow(2).mean()) for k in STYLE_LAYERS}
-
-
 def ratios(vgg, image: np.ndarray, mask: np.ndarray, own: np.ndarray, other: np.ndarray) -> dict[str, float]:
+    from nst_runtime.regions import guided_style_losses as guided_losses
+
     to_own, to_other = guided_losses(vgg, image, mask, own), guided_losses(vgg, image, mask, other)
     return {k: to_own[k] / to_other[k] for k in to_own}
 
@@ -75,6 +62,7 @@ def main() -> int:
     from nst_runtime.engine import run
     from nst_runtime.features import get_vgg
     from nst_runtime.options import make_options
+    from nst_runtime.regions import guided_style_losses as guided_losses
 
     vgg = get_vgg()
     out_dir = Path(args.images)

@@ -54,17 +54,28 @@ class LossNet(nn.Module):
     def output_names(self) -> list[str]:
         return ["loss", "content_loss", "style_loss", *(f"grad_{t}" for t in self.taps)]
 
-    def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        named = dict(zip(self.input_names, inputs, strict=True))
-        feats = {t: named[t] for t in self.taps}
-        content_weight, style_weights = named["content_weight"], named["style_weights"]
-        grads: dict[str, torch.Tensor] = {}
+    def _content(self, feats: dict, named: dict, grads: dict) -> torch.Tensor:
+        """The content part; its gradient goes into ``grads``."""
+        content_weight = named["content_weight"]
         # Parts with no layers still depend on an input, so the exporter keeps them as graph outputs.
         content = content_weight * 0.0
         if self.content_layer:
             diff = feats[self.content_layer] - named["content_target"]
             content = content_weight * diff.pow(2).mean()
             grads[self.content_layer] = content_weight * 2.0 * diff / diff.numel()
+        return content
+
+    def _content_reference(self, feats: dict, named: dict) -> torch.Tensor:
+        if not self.content_layer:
+            return torch.zeros(())
+        return named["content_weight"] * (feats[self.content_layer] - named["content_target"]).pow(2).mean()
+
+    def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        named = dict(zip(self.input_names, inputs, strict=True))
+        feats = {t: named[t] for t in self.taps}
+        style_weights = named["style_weights"]
+        grads: dict[str, torch.Tensor] = {}
+        content = self._content(feats, named, grads)
         style = style_weights.sum() * 0.0
         for i, layer in enumerate(self.style_layers):
             f = feats[layer]
@@ -78,11 +89,7 @@ class LossNet(nn.Module):
 
     def reference(self, feats: dict[str, torch.Tensor], named: dict[str, torch.Tensor]) -> torch.Tensor:
         """The same loss through plain autograd, for verification."""
-        total = torch.zeros(())
-        if self.content_layer:
-            total = (
-                total + named["content_weight"] * (feats[self.content_layer] - named["content_target"]).pow(2).mean()
-            )
+        total = self._content_reference(feats, named)
         for i, layer in enumerate(self.style_layers):
             flat = feats[layer].flatten(2)[0]
             g = flat @ flat.T / flat.shape[1]
@@ -104,13 +111,9 @@ class GuidedLossNet(LossNet):
     def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
         named = dict(zip(self.input_names, inputs, strict=True))
         feats = {t: named[t] for t in self.taps}
-        content_weight, style_weights = named["content_weight"], named["style_weights"]
+        style_weights = named["style_weights"]
         grads: dict[str, torch.Tensor] = {}
-        content = content_weight * 0.0
-        if self.content_layer:
-            diff = feats[self.content_layer] - named["content_target"]
-            content = content_weight * diff.pow(2).mean()
-            grads[self.content_layer] = content_weight * 2.0 * diff / diff.numel()
+        content = self._content(feats, named, grads)
         style = style_weights.sum() * 0.0
         for i, layer in enumerate(self.style_layers):
             f = feats[layer]
@@ -129,11 +132,7 @@ class GuidedLossNet(LossNet):
         return (content + style, content, style, *(grads[t] for t in self.taps))
 
     def reference(self, feats: dict[str, torch.Tensor], named: dict[str, torch.Tensor]) -> torch.Tensor:
-        total = torch.zeros(())
-        if self.content_layer:
-            total = (
-                total + named["content_weight"] * (feats[self.content_layer] - named["content_target"]).pow(2).mean()
-            )
+        total = self._content_reference(feats, named)
         for i, layer in enumerate(self.style_layers):
             flat = feats[layer].flatten(2)[0]
             for r, mask in enumerate(named[mask_input_name(layer)]):

@@ -13,7 +13,17 @@ from nst_export.architecture import DEFAULT_LAYERS, output_shape, truncated_plan
 from nst_runtime import NSTError
 from nst_runtime.images import ImageData
 from nst_runtime.losses import STYLE_LAYERS, gram
-from nst_runtime.regions import Mask, fit, keep_photo, load_mask, on_layers, prepare, region_shares, resample
+from nst_runtime.regions import (
+    Mask,
+    fit,
+    guided_style_losses,
+    keep_photo,
+    load_mask,
+    on_layers,
+    prepare,
+    region_shares,
+    resample,
+)
 
 # --- masks as users hand them over (no weights) -------------------------------------------------
 
@@ -277,22 +287,9 @@ def _result(result) -> np.ndarray:
     return np.asarray(result.image, np.float32) / 255
 
 
-def _guided_style_losses(vgg, image: np.ndarray, mask: np.ndarray, painting: np.ndarray) -> dict[str, float]:
-    """Per style layer, mean((G_mask(image) − G(painting))²), the painting at the run's style size."""
-    from nst_runtime.objective import resize, style_size
-
-    x = torch.from_numpy(image.transpose(2, 0, 1).copy())[None]
-    p = torch.from_numpy(painting.transpose(2, 0, 1).copy())[None]
-    with torch.no_grad():
-        feats = vgg.features(x, STYLE_LAYERS)
-        target = vgg.features(resize(p, *style_size(p, x.shape[2], x.shape[3], 1.0)), STYLE_LAYERS)
-    grid = on_layers(resample(torch.from_numpy(mask), *x.shape[2:]), {k: v.shape[2:] for k, v in feats.items()})
-    return {k: float((gram(feats[k], grid[k]) - gram(target[k])).pow(2).mean()) for k in STYLE_LAYERS}
-
-
 def _ratios(vgg, image: np.ndarray, mask: np.ndarray, own: np.ndarray, other: np.ndarray) -> dict[str, float]:
     """The issue's measure: loss to its own painting / loss to the other one, per style layer."""
-    to_own, to_other = _guided_style_losses(vgg, image, mask, own), _guided_style_losses(vgg, image, mask, other)
+    to_own, to_other = guided_style_losses(vgg, image, mask, own), guided_style_losses(vgg, image, mask, other)
     return {k: to_own[k] / to_other[k] for k in STYLE_LAYERS}
 
 
@@ -331,8 +328,8 @@ def test_one_style_keeps_the_photo_outside_and_paints_the_inside_as_well_as_a_wh
     photo8 = np.rint(photo * 255) / 255
     assert np.abs(regional[:, width // 2 :] - photo8[:, width // 2 :]).max() <= 2 / 255 + 1e-6
     assert np.abs(regional[:, : width // 2] - photo8[:, : width // 2]).mean() > 10 / 255  # painted inside
-    in_region = _guided_style_losses(vgg, regional, inside, paintings[0])
-    in_whole = _guided_style_losses(vgg, whole_run, inside, paintings[0])
+    in_region = guided_style_losses(vgg, regional, inside, paintings[0])
+    in_whole = guided_style_losses(vgg, whole_run, inside, paintings[0])
     assert sum(in_region.values()) <= sum(in_whole.values())
 
 
@@ -348,6 +345,6 @@ def test_style_masks_take_the_statistics_from_part_of_a_painting(vgg, photo, pai
     selects_first[:, :75] = 1.0
     result = _result(run(photo, [collage], make_options(**SIZE), style_masks=[selects_first]))
     everywhere = np.ones(photo.shape[:2], np.float32)
-    to_first = _guided_style_losses(vgg, result, everywhere, first)
-    to_second = _guided_style_losses(vgg, result, everywhere, second)
+    to_first = guided_style_losses(vgg, result, everywhere, first)
+    to_second = guided_style_losses(vgg, result, everywhere, second)
     assert sum(to_first.values()) <= CLEAR * sum(to_second.values())
