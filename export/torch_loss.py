@@ -73,28 +73,35 @@ class LossNet(nn.Module):
     def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
         named = dict(zip(self.input_names, inputs, strict=True))
         feats = {t: named[t] for t in self.taps}
-        style_weights = named["style_weights"]
         grads: dict[str, torch.Tensor] = {}
         content = self._content(feats, named, grads)
-        style = style_weights.sum() * 0.0
+        style = named["style_weights"].sum() * 0.0
         for i, layer in enumerate(self.style_layers):
             f = feats[layer]
             flat = f.reshape(f.shape[1], -1)  # a view: indexing the batch copied the tensor (Gather)
-            positions = flat.shape[1]
-            d = flat @ flat.T / positions - named[gram_name(layer)]
-            channels = d.shape[0]
-            style = style + style_weights[i] * d.pow(2).mean()
-            grads[layer] = (style_weights[i] * (4.0 / (channels * channels * positions)) * (d @ flat)).view(f.shape)
+            loss, grad = self._style(i, layer, flat, named)
+            style = style + loss
+            grads[layer] = grad.view(f.shape)
         return (content + style, content, style, *(grads[t] for t in self.taps))
+
+    def _style(self, i: int, layer: str, flat: torch.Tensor, named: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """One style layer's loss and its gradient w.r.t. the features ``flat`` [C, P]."""
+        weight = named["style_weights"][i]
+        positions = flat.shape[1]
+        d = flat @ flat.T / positions - named[gram_name(layer)]
+        channels = d.shape[0]
+        return weight * d.pow(2).mean(), weight * (4.0 / (channels * channels * positions)) * (d @ flat)
 
     def reference(self, feats: dict[str, torch.Tensor], named: dict[str, torch.Tensor]) -> torch.Tensor:
         """The same loss through plain autograd, for verification."""
         total = self._content_reference(feats, named)
         for i, layer in enumerate(self.style_layers):
-            flat = feats[layer].flatten(2)[0]
-            g = flat @ flat.T / flat.shape[1]
-            total = total + named["style_weights"][i] * (g - named[gram_name(layer)]).pow(2).mean()
+            total = total + self._style_reference(i, layer, feats[layer].flatten(2)[0], named)
         return total
+
+    def _style_reference(self, i: int, layer: str, flat: torch.Tensor, named: dict) -> torch.Tensor:
+        g = flat @ flat.T / flat.shape[1]
+        return named["style_weights"][i] * (g - named[gram_name(layer)]).pow(2).mean()
 
 
 class GuidedLossNet(LossNet):
@@ -108,35 +115,22 @@ class GuidedLossNet(LossNet):
         guides = [name for s in self.style_layers for name in (gram_name(s), mask_input_name(s))]
         return [*self.taps, *content, *guides, "content_weight", "style_weights"]
 
-    def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        named = dict(zip(self.input_names, inputs, strict=True))
-        feats = {t: named[t] for t in self.taps}
-        style_weights = named["style_weights"]
-        grads: dict[str, torch.Tensor] = {}
-        content = self._content(feats, named, grads)
-        style = style_weights.sum() * 0.0
-        for i, layer in enumerate(self.style_layers):
-            f = feats[layer]
-            flat = f.reshape(f.shape[1], -1)  # [C, P]
-            mask = named[mask_input_name(layer)]
-            m = mask.reshape(mask.shape[0], 1, -1)  # [R, 1, P]
-            m2 = m * m
-            norm = m2.sum(dim=(1, 2)).clamp_min(1e-12)  # Σ m² per region
-            weighted = flat.unsqueeze(0) * m  # [R, C, P]
-            d = weighted @ weighted.transpose(1, 2) / norm.view(-1, 1, 1) - named[gram_name(layer)]
-            channels = d.shape[1]
-            w = style_weights[:, i]
-            style = style + (w * d.pow(2).mean(dim=(1, 2))).sum()
-            coef = (w * (4.0 / (channels * channels)) / norm).view(-1, 1, 1)
-            grads[layer] = ((d @ flat.unsqueeze(0)) * (m2 * coef)).sum(0).view(f.shape)
-        return (content + style, content, style, *(grads[t] for t in self.taps))
+    def _style(self, i: int, layer: str, flat: torch.Tensor, named: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        mask = named[mask_input_name(layer)]
+        m = mask.reshape(mask.shape[0], 1, -1)  # [R, 1, P]
+        m2 = m * m
+        norm = m2.sum(dim=(1, 2)).clamp_min(1e-12)  # Σ m² per region
+        weighted = flat.unsqueeze(0) * m  # [R, C, P]
+        d = weighted @ weighted.transpose(1, 2) / norm.view(-1, 1, 1) - named[gram_name(layer)]
+        channels = d.shape[1]
+        w = named["style_weights"][:, i]
+        coef = (w * (4.0 / (channels * channels)) / norm).view(-1, 1, 1)
+        return (w * d.pow(2).mean(dim=(1, 2))).sum(), ((d @ flat.unsqueeze(0)) * (m2 * coef)).sum(0)
 
-    def reference(self, feats: dict[str, torch.Tensor], named: dict[str, torch.Tensor]) -> torch.Tensor:
-        total = self._content_reference(feats, named)
-        for i, layer in enumerate(self.style_layers):
-            flat = feats[layer].flatten(2)[0]
-            for r, mask in enumerate(named[mask_input_name(layer)]):
-                m = mask.reshape(1, -1)
-                g = (flat * m) @ (flat * m).T / (m * m).sum().clamp_min(1e-12)
-                total = total + named["style_weights"][r, i] * (g - named[gram_name(layer)][r]).pow(2).mean()
+    def _style_reference(self, i: int, layer: str, flat: torch.Tensor, named: dict) -> torch.Tensor:
+        total = flat.new_zeros(())
+        for r, mask in enumerate(named[mask_input_name(layer)]):
+            m = mask.reshape(1, -1)
+            g = (flat * m) @ (flat * m).T / (m * m).sum().clamp_min(1e-12)
+            total = total + named["style_weights"][r, i] * (g - named[gram_name(layer)][r]).pow(2).mean()
         return total
