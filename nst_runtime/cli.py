@@ -167,6 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="one mask per style image selecting the part of the painting whose style is used "
         "(an empty entry: all of it)",
     )
+    p.add_argument(
+        "--overwrite", action="store_true", help="allow the output to replace an input file (content, style or init)"
+    )
     add_run_options(p)
     return p
 
@@ -208,13 +211,17 @@ def run_and_save(content: object, styles: list, output: str, args: argparse.Name
 
     prewarm.start(args.weights, args.pooling, args.device, args.graphs)
     try:
-        from .images import check_output_path
+        from .images import check_not_an_input, check_output_path
 
         options = options_from_args(args)
         options.validate(len(styles))
         masks = _masks(getattr(args, "masks", None), len(styles), "masks", "mask")
         style_masks = _masks(getattr(args, "style_masks", None), len(styles), "style-masks", "style mask")
         out_path = check_output_path(output)
+        if not getattr(args, "overwrite", False):
+            inputs = [("content", content), *(("style", s) for s in styles), ("init image", options.init_image)]
+            mask_files = (*(getattr(args, "masks", None) or ()), *(getattr(args, "style_masks", None) or ()))
+            check_not_an_input(out_path, inputs + [("mask", f) for f in mask_files])
         result = _run_cancellable(content, styles, options, args.graphs, say, masks, style_masks)
         from .images import save_image
 

@@ -133,11 +133,15 @@ def parse_request(text: str) -> Request:
     if output is not None:
         if not isinstance(output, dict) or not isinstance(output.get("path"), str):
             raise NSTError('\'output\' must be {"path": "…"}')
-        from .images import check_output_path
+        from .images import check_not_an_input, check_output_path
 
         out_path = check_output_path(output["path"])
     masks = _mask_list(request, "masks", len(styles))
     style_masks = _mask_list(request, "style_masks", len(styles))
+    if out_path is not None:
+        inputs = [("content", content), *(("style", s) for s in styles), ("init image", opts.init_image)]
+        inputs += [("mask", m) for m in (*(masks or ()), *(style_masks or ()))]
+        check_not_an_input(out_path, inputs)
     return Request(content, styles, opts, out_path, masks, style_masks)
 
 
