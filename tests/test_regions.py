@@ -237,16 +237,45 @@ def test_guided_grams_loss_and_gradient_through_the_graphs_equal_direct_torch(vg
     assert float((grad - torch_grad).norm() / torch_grad.norm()) <= 1e-3  # ORT against torch: as vgg_features
 
 
-def test_a_mask_of_ones_is_todays_objective(vgg):
+def test_a_mask_of_ones_is_todays_objective_and_an_empty_one_drops_its_style(vgg):
     from nst_runtime.engine import run
     from nst_runtime.options import make_options
 
     content = photo_array("golden_gate.jpg", 48, 64)[0].transpose(1, 2, 0)
     style = photo_array("starry_night.jpg", 48, 60)[0].transpose(1, 2, 0)
+    other = photo_array("the_scream.jpg", 48, 40)[0].transpose(1, 2, 0)
     options = make_options(size=64, steps=3)
     plain = run(content, [style], options)
     ones = run(content, [style], options, masks=[np.ones((48, 64), np.float32)])
     assert np.asarray(plain.image).tobytes() == np.asarray(ones.image).tobytes()
+    notes: list[str] = []
+    dropped = run(
+        content, [other, style], options, masks=[np.zeros((48, 64)), np.ones((48, 64))], progress=_notes(notes)
+    )
+    assert np.asarray(plain.image).tobytes() == np.asarray(dropped.image).tobytes()
+    assert "mask 1 is empty (all zero): style 1 does nothing" in notes
+
+
+def _notes(into: list[str]):
+    return lambda event: into.append(event.message) if event.kind == "note" else None
+
+
+def test_regions_keep_colour_preservation_init_and_seed_working(vgg):
+    from nst_runtime import stylize
+    from nst_runtime.color import to_yiq
+
+    content = photo_array("golden_gate.jpg", 48, 64)[0].transpose(1, 2, 0)
+    style = photo_array("starry_night.jpg", 48, 60)[0].transpose(1, 2, 0)
+    inside = np.zeros((48, 64), np.float32)
+    inside[:, :32] = 1.0
+    run = {"size": 64, "steps": 4, "init": "noise", "preserve_color": "luminance", "style_scale": 1.5}
+    a = stylize(content, [style], masks=[inside], seed=3, **run)
+    b = stylize(content, [style], masks=[inside], seed=3, **run)
+    c = stylize(content, [style], masks=[inside], seed=4, **run)
+    assert a.tobytes() == b.tobytes() and a.tobytes() != c.tobytes()
+    out = np.asarray(a, np.float32) / 255
+    assert np.abs(to_yiq(out)[..., 1:] - to_yiq(content)[..., 1:]).mean() < 0.02  # the photo's chroma
+    assert np.abs(out[:, 32:] - np.rint(content[:, 32:] * 255) / 255).max() <= 1 / 255 + 1e-6  # the photo
 
 
 # --- what regions do to a real photo (real weights, small sizes) ---------------------------------
