@@ -116,16 +116,19 @@ class GuidedLossNet(LossNet):
         return [*self.taps, *content, *guides, "content_weight", "style_weights"]
 
     def _style(self, i: int, layer: str, flat: torch.Tensor, named: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        # (F ⊙ m)(F ⊙ m)ᵀ = (F ⊙ m²) Fᵀ, and the gradient Σ_r c_r (D_r F) ⊙ m_r² = [c_1 D_1 … c_R D_R]
+        # [F ⊙ m_1²; …; F ⊙ m_R²]: one [R, C, P] temporary (F ⊙ m²) and one matmul into [C, P].
         mask = named[mask_input_name(layer)]
-        m = mask.reshape(mask.shape[0], 1, -1)  # [R, 1, P]
-        m2 = m * m
+        m2 = (mask * mask).reshape(mask.shape[0], 1, -1)  # [R, 1, P]
         norm = m2.sum(dim=(1, 2)).clamp_min(1e-12)  # Σ m² per region
-        weighted = flat.unsqueeze(0) * m  # [R, C, P]
-        d = weighted @ weighted.transpose(1, 2) / norm.view(-1, 1, 1) - named[gram_name(layer)]
-        channels = d.shape[1]
+        weighted = flat.unsqueeze(0) * m2  # [R, C, P]
+        d = weighted @ flat.T / norm.view(-1, 1, 1) - named[gram_name(layer)]  # [R, C, C]
+        regions, channels = d.shape[0], d.shape[1]
         w = named["style_weights"][:, i]
         coef = (w * (4.0 / (channels * channels)) / norm).view(-1, 1, 1)
-        return (w * d.pow(2).mean(dim=(1, 2))).sum(), ((d @ flat.unsqueeze(0)) * (m2 * coef)).sum(0)
+        stacked = (d * coef).permute(1, 0, 2).reshape(channels, regions * channels)
+        grad = stacked @ weighted.reshape(regions * channels, -1)
+        return (w * d.pow(2).mean(dim=(1, 2))).sum(), grad
 
     def _style_reference(self, i: int, layer: str, flat: torch.Tensor, named: dict) -> torch.Tensor:
         total = flat.new_zeros(())
