@@ -128,7 +128,7 @@ def run(
     for img in (content_img, *style_imgs, *([init_img] if init_img else [])):
         for note in img.notes:
             emit(Note(note))
-    guides = regions.prepare(masks, style_masks, content_img, style_imgs, lambda m: emit(Note(m)))
+    guides = regions.prepare(masks, style_masks, content_img, style_imgs, lambda m: emit(Note(m)), options.style_blend)
 
     emit(Status("loading the VGG graphs"))
     vgg = get_vgg(

@@ -164,8 +164,10 @@ def prepare(
     content: ImageData,
     styles: Sequence[ImageData],
     emit_note,
+    blend: Sequence[float] | None = None,
 ) -> Regions | None:
-    """Load, check and size the run's masks; None when it has none (the run is as without regions)."""
+    """Load, check and size the run's masks; None when it has none (the run is as without regions).
+    ``blend`` (the style weights): a style of weight 0 paints nowhere, whatever its mask."""
     if masks is None and style_masks is None:
         return None
     count = len(styles)
@@ -184,13 +186,15 @@ def prepare(
             emit_note(note)
     coverage = None
     if masks is not None:
-        if all(m is not None and m.empty for m in fitted):
+        active = [share > 0 for share in region_shares(blend, count)]
+        if all(m is not None and m.empty for m, on in zip(fitted, active, strict=True) if on):
             raise NSTError("every mask is empty (all zero): no style would be applied anywhere")
         for i, m in enumerate(fitted):
             if m is not None and m.empty:
                 emit_note(f"{m.name} is empty (all zero): style {i + 1} does nothing")
         full = np.ones((content.height, content.width), np.float32)
-        coverage = np.clip(sum((m.values if m else full) for m in fitted), 0.0, 1.0).astype(np.float32)
+        painted = [(m.values if m else full) for m, on in zip(fitted, active, strict=True) if on]
+        coverage = np.clip(sum(painted), 0.0, 1.0).astype(np.float32)
         if coverage.min() >= 1.0 - 1e-6:
             coverage = None  # the masks cover every pixel: nothing to keep
     return Regions(_tensors(fitted), _tensors(style_fitted), masks is not None, coverage)

@@ -101,6 +101,10 @@ def test_masks_are_checked_against_the_styles():
     assert regions is not None and regions.regional
     assert any("style 1 does nothing" in n for n in notes)
     assert regions.masks[1] is None  # a mask of ones is the plain Gram: the fused fast path
+    left = np.zeros((16, 16))
+    left[:, :8] = 1.0
+    unweighted = prepare([left, 1 - left], None, content, styles, notes.append, blend=[1.0, 0.0])
+    assert unweighted is not None and np.array_equal(unweighted.coverage[0], left[0])  # style 2 paints nowhere
     only_styles = prepare(None, [np.ones((8, 8)), None], content, styles, notes.append)
     assert only_styles is not None and not only_styles.regional
     assert prepare(None, None, content, styles, notes.append) is None
