@@ -90,7 +90,7 @@ def fused_inputs(vgg: VGG, objective: Objective) -> dict[str, torch.Tensor] | No
             return None
         by_layer[term.layer] = term
     device = vgg.torch_device
-    inputs: dict[str, torch.Tensor] = {"content_target": content[0]}
+    inputs: dict[str, torch.Tensor] = dict(content[0])
     weights = []
     for layer in style_layers:
         term = by_layer.get(layer)
@@ -102,15 +102,18 @@ def fused_inputs(vgg: VGG, objective: Objective) -> dict[str, torch.Tensor] | No
     return inputs
 
 
-def _content_inputs(vgg: VGG, objective: Objective) -> tuple[torch.Tensor, float] | None:
-    """(content target, weight) as the loss graphs take them, or None for another content layer."""
+def _content_inputs(vgg: VGG, objective: Objective) -> tuple[dict[str, torch.Tensor], float] | None:
+    """({"content_target": …} or {} when the graphs' loss has no content layer, the content weight)
+    as the loss graphs take them, or None when the objective's content layer is another one."""
     content_layer = vgg.graphs.loss_layers[0]
-    if objective.content is None:
-        shape = output_shape(vgg.graphs.plan, content_layer, objective.height, objective.width)
-        return torch.zeros(shape, device=vgg.torch_device), 0.0
-    if objective.content.layer != content_layer:
-        return None
-    return objective.content.target, objective.content.weight
+    if objective.content is not None:
+        if objective.content.layer != content_layer:
+            return None
+        return {"content_target": objective.content.target}, objective.content.weight
+    if content_layer is None:
+        return {}, 0.0
+    shape = output_shape(vgg.graphs.plan, content_layer, objective.height, objective.width)
+    return {"content_target": torch.zeros(shape, device=vgg.torch_device)}, 0.0
 
 
 def guided_inputs(vgg: VGG, objective: Objective) -> dict[str, torch.Tensor] | None:
@@ -130,7 +133,7 @@ def guided_inputs(vgg: VGG, objective: Objective) -> dict[str, torch.Tensor] | N
     if regions == 0:
         return None
     device = vgg.torch_device
-    inputs: dict[str, torch.Tensor] = {"content_target": content[0]}
+    inputs: dict[str, torch.Tensor] = dict(content[0])
     weights = torch.zeros((regions, len(style_layers)), dtype=torch.float32)
     for i, layer in enumerate(style_layers):
         _, channels, height, width = output_shape(vgg.graphs.plan, layer, objective.height, objective.width)

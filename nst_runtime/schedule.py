@@ -81,7 +81,7 @@ def plan_scales(options: Options, height: int, width: int) -> list[Scale]:
     if options.steps is not None and len(options.steps) > 1:
         sizes = scale_sizes(height, width, preset.scale_ratio, count=len(options.steps))
         return [Scale(h, w, s) for (h, w), s in zip(sizes, options.steps, strict=True)]
-    sizes = scale_sizes(height, width, preset.scale_ratio)
+    sizes = scale_sizes(height, width, preset.scale_ratio, count=options.scales)
     if options.steps is not None:
         steps = [options.steps[0]] * len(sizes)
     else:

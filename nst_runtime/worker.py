@@ -14,9 +14,10 @@ import math
 import os
 import sys
 import threading
+from collections.abc import Callable
 from typing import NamedTuple
 
-from .errors import Cancelled, NSTError
+from .errors import Cancelled, NSTError, describe_failure
 
 EXIT_ERROR = 1
 EXIT_CANCELLED = 130
@@ -96,8 +97,13 @@ class Request(NamedTuple):
     style_masks: list | None = None
 
 
-def parse_request(text: str) -> Request:
-    """(content, styles, Options, output path or None, masks, style masks) from the request JSON."""
+def parse_request(text: str):
+    """(content, styles, Options, output path or None) from the request JSON."""
+    return tuple(parse_job(text))[:4]
+
+
+def parse_job(text: str) -> Request:
+    """The whole request: content, styles, Options, output path or None, masks, style masks."""
     from .options import make_options
 
     try:
@@ -145,7 +151,12 @@ def parse_request(text: str) -> Request:
     return Request(content, styles, opts, out_path, masks, style_masks)
 
 
-def main() -> int:
+def serve(job: Callable[[_Out, threading.Event], dict]) -> int:
+    """Run ``job(out, cancel)`` in a thread and end with its one final line: done, error or cancelled.
+
+    The main thread only waits, so SIGTERM/SIGINT set ``cancel`` at once; the job's return value
+    is the "done" object. Shared by this worker and the frame worker.
+    """
     out = _Out()
     cancel = threading.Event()
     import signal
@@ -156,19 +167,7 @@ def main() -> int:
 
     def work() -> None:
         try:
-            text = sys.stdin.read(MAX_REQUEST_BYTES)
-            request = parse_request(text)
-            options = request.options
-            from . import prewarm
-
-            prewarm.start(options.weights, options.pooling, options.device)
-            from .engine import run
-
-            result = run(
-                request.content, request.styles, options, masks=request.masks, style_masks=request.style_masks,
-                progress=lambda e: out.send(_event_json(e)), cancel=cancel,
-            )  # fmt: skip
-            outcome["done"] = _done(result.image, request.output)
+            outcome["done"] = job(out, cancel)
         except BaseException as exc:
             outcome["error"] = exc
 
@@ -189,13 +188,26 @@ def main() -> int:
     if isinstance(exc, Cancelled):
         out.send({"error": "cancelled"})
         return EXIT_CANCELLED
-    if isinstance(exc, NSTError):
-        out.send({"error": str(exc)})
-    elif isinstance(exc, MemoryError):
-        out.send({"error": "not enough memory for this size: try a smaller size"})
-    else:
-        out.send({"error": f"unexpected {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"})
+    out.send({"error": describe_failure(exc)})
     return EXIT_ERROR
+
+
+def main() -> int:
+    def job(out: _Out, cancel: threading.Event) -> dict:
+        request = parse_job(sys.stdin.read(MAX_REQUEST_BYTES))
+        options = request.options
+        from . import prewarm
+
+        prewarm.start(options.weights, options.pooling, options.device)
+        from .engine import run
+
+        result = run(
+            request.content, request.styles, options, masks=request.masks, style_masks=request.style_masks,
+            progress=lambda e: out.send(_event_json(e)), cancel=cancel,
+        )  # fmt: skip
+        return _done(result.image, request.output)
+
+    return serve(job)
 
 
 def _event_json(event) -> dict:
@@ -217,11 +229,16 @@ def _done(image, out_path) -> dict:
     return {"width": width, "height": height, "rgba": base64.b64encode(rgba).decode("ascii")}
 
 
-if __name__ == "__main__":
+def exit_with(main: Callable[[], int]) -> None:
+    """Run a worker's main and leave at once: neither wait for a cancelled engine thread nor for torch's teardown."""
     code = EXIT_ERROR
     try:
         code = main()
     finally:
         with contextlib.suppress(OSError):
             sys.stderr.flush()
-        os._exit(code)  # neither wait for a cancelled engine thread nor for torch's slow teardown
+        os._exit(code)
+
+
+if __name__ == "__main__":
+    exit_with(main)

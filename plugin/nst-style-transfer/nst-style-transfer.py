@@ -34,6 +34,9 @@ gi.require_version("GimpUi", "3.0")
 gi.require_version("Gegl", "0.4")
 from gi.repository import Gegl, Gimp, GimpUi, GLib, GObject  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the plug-in folder's own modules
+import nst_frames  # noqa: E402
+
 PROC_NAME = "python-fu-nst-style-transfer"
 PIXEL_FORMAT = "R'G'B'A u8"  # sRGB-encoded 8-bit RGBA: what the worker protocol carries
 RUNTIME_HINT = "runtime not found: run `nst install-gimp-plugin`"
@@ -175,9 +178,9 @@ def _failure_message(returncode: int, tail: collections.deque[str]) -> str:
     return f"the style transfer worker failed (exit code {returncode}): {last}"
 
 
-def run_worker(python: str, request: dict, on_event: Callable[[dict], None]) -> dict:
-    """Run one job; call on_event for each event line; return the "done" object."""
-    cmd = [python, "-u", "-m", WORKER_MODULE]
+def run_worker(python: str, request: dict, on_event: Callable[[dict], None], module: str = WORKER_MODULE) -> dict:
+    """Run one job in ``python -m module``; call on_event for each event line; return the "done" object."""
+    cmd = [python, "-u", "-m", module]
     log("running " + " ".join(cmd))
     try:
         proc = subprocess.Popen(
@@ -391,23 +394,10 @@ def show_dialog(procedure: Gimp.Procedure, config: Gimp.ProcedureConfig) -> bool
     return accepted
 
 
-def run(
-    procedure: Gimp.Procedure,
-    run_mode: Gimp.RunMode,
-    image: Gimp.Image,
-    drawables: list[Gimp.Drawable],
-    config: Gimp.ProcedureConfig,
-    run_data: object,
-) -> Gimp.ValueArray:
-    """Validate, ask (interactive), stylize; every failure becomes a PDB status with a message."""
+def run_reporting(procedure: Gimp.Procedure, work: Callable[[], None]) -> Gimp.ValueArray:
+    """Run a procedure's work; every failure becomes a PDB status with a message (shared by both procedures)."""
     try:
-        layers = [d for d in drawables if isinstance(d, Gimp.Layer)]
-        if not layers or len(layers) != len(drawables):
-            raise PlugInError("select one or more layers (not masks or channels)", Gimp.PDBStatusType.CALLING_ERROR)
-        if run_mode == Gimp.RunMode.INTERACTIVE and not show_dialog(procedure, config):
-            return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
-        added = stylize_layers(image, layers, config)
-        log("added " + ", ".join(repr(layer.get_name()) for layer in added))
+        work()
         return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())
     except Cancelled:
         Gimp.progress_end()
@@ -422,16 +412,69 @@ def run(
         return _error(procedure, Gimp.PDBStatusType.EXECUTION_ERROR, f"{type(exc).__name__}: {exc}")
 
 
+def run(
+    procedure: Gimp.Procedure,
+    run_mode: Gimp.RunMode,
+    image: Gimp.Image,
+    drawables: list[Gimp.Drawable],
+    config: Gimp.ProcedureConfig,
+    run_data: object,
+) -> Gimp.ValueArray:
+    """Validate, ask (interactive), stylize."""
+
+    def work() -> None:
+        layers = [d for d in drawables if isinstance(d, Gimp.Layer)]
+        if not layers or len(layers) != len(drawables):
+            raise PlugInError("select one or more layers (not masks or channels)", Gimp.PDBStatusType.CALLING_ERROR)
+        if run_mode == Gimp.RunMode.INTERACTIVE and not show_dialog(procedure, config):
+            raise Cancelled("dialog closed")
+        added = stylize_layers(image, layers, config)
+        log("added " + ", ".join(repr(layer.get_name()) for layer in added))
+
+    return run_reporting(procedure, work)
+
+
+def add_style_arguments(procedure: Gimp.Procedure) -> None:
+    """The style and option arguments both procedures take, in the PDB's order."""
+    rw = GObject.ParamFlags.READWRITE
+    procedure.add_layer_argument(
+        "style-layer", "Style la_yer", "A layer (of any open image) to take the style from", True, rw
+    )
+    procedure.add_file_argument(
+        "style-file",
+        "Style _file",
+        "An image file to take the style from (used when no style layer is given)",
+        Gimp.FileChooserAction.OPEN,
+        True,
+        None,
+        rw,
+    )
+    procedure.add_double_argument("strength", "S_trength", "How strongly the style shows (0-1)", 0.0, 1.0, 0.5, rw)
+    procedure.add_int_argument(
+        "size", "Si_ze", "Longest side of the computation in pixels (0 = the layer's own size)", 0, 8192, 512, rw
+    )
+    procedure.add_choice_argument(
+        "quality", "_Quality", "More iterations and scales are slower", _choice(QUALITIES), "normal", rw
+    )
+    procedure.add_choice_argument(
+        "preserve-colors", "_Preserve colors", "Keep the content's colors", _choice(PRESERVE_COLORS), "none", rw
+    )
+    procedure.add_int_argument("seed", "S_eed", "Random seed", 0, 2**31 - 1, 0, rw)
+    procedure.add_choice_argument("device", "_Device", "Where the computation runs", _choice(DEVICES), "auto", rw)
+
+
 class NstStyleTransfer(Gimp.PlugIn):
     """Declares the procedure and its arguments; the work happens in run()."""
 
     def do_query_procedures(self) -> list[str]:
-        return [PROC_NAME]
+        return [PROC_NAME, nst_frames.FRAMES_PROC]
 
     def do_set_i18n(self, name: str) -> bool:
         return False
 
     def do_create_procedure(self, name: str) -> Gimp.Procedure:
+        if name == nst_frames.FRAMES_PROC:  # Filters > Animation, in its own module
+            return nst_frames.create_procedure(self, name, sys.modules[__name__])
         rw = GObject.ParamFlags.READWRITE
         procedure = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, run, None)
         procedure.set_image_types("RGB*")
@@ -446,30 +489,7 @@ class NstStyleTransfer(Gimp.PlugIn):
             name,
         )
         procedure.set_attribution("nst contributors", "nst contributors", "2025")
-        procedure.add_layer_argument(
-            "style-layer", "Style la_yer", "A layer (of any open image) to take the style from", True, rw
-        )
-        procedure.add_file_argument(
-            "style-file",
-            "Style _file",
-            "An image file to take the style from (used when no style layer is given)",
-            Gimp.FileChooserAction.OPEN,
-            True,
-            None,
-            rw,
-        )
-        procedure.add_double_argument("strength", "S_trength", "How strongly the style shows (0-1)", 0.0, 1.0, 0.5, rw)
-        procedure.add_int_argument(
-            "size", "Si_ze", "Longest side of the computation in pixels (0 = the layer's own size)", 0, 8192, 512, rw
-        )
-        procedure.add_choice_argument(
-            "quality", "_Quality", "More iterations and scales are slower", _choice(QUALITIES), "normal", rw
-        )
-        procedure.add_choice_argument(
-            "preserve-colors", "_Preserve colors", "Keep the content's colors", _choice(PRESERVE_COLORS), "none", rw
-        )
-        procedure.add_int_argument("seed", "S_eed", "Random seed", 0, 2**31 - 1, 0, rw)
-        procedure.add_choice_argument("device", "_Device", "Where the computation runs", _choice(DEVICES), "auto", rw)
+        add_style_arguments(procedure)
         procedure.add_boolean_argument(
             "use-selection",
             "Limit to the selectio_n",
