@@ -381,7 +381,8 @@ class _Say:
 
     def _progress(self, e, prefix: str = "") -> None:
         eta = "?" if not math.isfinite(e.eta_s) else time.strftime("%M:%S", time.gmtime(e.eta_s))
-        text = f"{prefix}{e.message} ({e.width}×{e.height}), loss {e.loss:.4g}, ETA {eta}"
+        loss = f"loss {e.loss:.4g}" if math.isfinite(e.loss) else "shallow layers"
+        text = f"{prefix}{e.message} ({e.width}×{e.height}), {loss}, ETA {eta}"
         if self.tty:
             if self.bar is None:
                 from tqdm import tqdm

@@ -63,3 +63,11 @@ def test_a_run_can_ask_for_the_full_size_only():
     assert len(plan_scales(make_options(scales=3), 200, 300)) == 3
     with pytest.raises(NSTError, match="scales"):
         make_options(scales=0).validate(1)
+
+
+def test_presets_open_every_scale_but_the_first_with_a_detail_pass():
+    plan = plan_scales(make_options(quality="draft"), 384, 512)
+    assert plan[0].detail_steps == 0
+    assert all(s.detail_steps == plan[-1].detail_steps for s in plan[1:])
+    explicit = plan_scales(make_options(steps=(5, 5, 5)), 384, 512)
+    assert all(s.detail_steps == 0 and s.tolerance == 0 for s in explicit)  # explicit steps are exactly those

