@@ -36,6 +36,7 @@ from gi.repository import Gegl, Gimp, GimpUi, GLib, GObject  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the plug-in folder's own modules
 import nst_frames  # noqa: E402
+import nst_regions  # noqa: E402
 
 PROC_NAME = "python-fu-nst-style-transfer"
 PIXEL_FORMAT = "R'G'B'A u8"  # sRGB-encoded 8-bit RGBA: what the worker protocol carries
@@ -298,19 +299,29 @@ def _choice(nick_label_pairs: tuple[tuple[str, str], ...]) -> Gimp.Choice:
     return choice
 
 
-def resolve_style(config: Gimp.ProcedureConfig) -> tuple[dict, str]:
-    """(protocol IMAGE, display title) of the style, or a CALLING_ERROR."""
-    layer = config.get_property("style-layer")
+def resolve_style(config: Gimp.ProcedureConfig, suffix: str = "") -> tuple[dict, str]:
+    """(protocol IMAGE, display title) of the style (slot ``suffix``: "" or "-2", "-3"), or a CALLING_ERROR."""
+    found = optional_style(config, suffix)
+    if found is None:
+        raise PlugInError("no style given: choose a style layer or a style file", Gimp.PDBStatusType.CALLING_ERROR)
+    return found
+
+
+def optional_style(config: Gimp.ProcedureConfig, suffix: str) -> tuple[dict, str] | None:
+    """(protocol IMAGE, display title) of one style slot, None when it names neither a layer nor a file."""
+    if config.find_property(f"style-layer{suffix}") is None:
+        return None
+    layer = config.get_property(f"style-layer{suffix}")
     if layer is not None:
         return inline_image(layer), layer.get_name()
-    style_file = config.get_property("style-file")
+    style_file = config.get_property(f"style-file{suffix}")
     path = style_file.get_path() if style_file is not None else None
     if not path:
         if style_file is not None and style_file.get_uri():
             raise PlugInError(
                 f"the style file must be a local file: {style_file.get_uri()}", Gimp.PDBStatusType.CALLING_ERROR
             )
-        raise PlugInError("no style given: choose a style layer or a style file", Gimp.PDBStatusType.CALLING_ERROR)
+        return None
     return {"path": os.path.abspath(path)}, style_title(path)
 
 
@@ -338,9 +349,15 @@ def progress_text(event: dict, prefix: str) -> str | None:
 def stylize_layers(image: Gimp.Image, layers: list[Gimp.Layer], config: Gimp.ProcedureConfig) -> list[Gimp.Layer]:
     """Run the worker for every layer, then add all result layers in one undo group."""
     python = find_runtime_python()
-    style, title = resolve_style(config)
+    styles = [resolve_style(config)]
+    styles += [s for s in (optional_style(config, f"-{n}") for n in nst_regions.CHANNEL_STYLES) if s is not None]
     options = job_options(config)
-    name = f"{title} — style"
+    name = " + ".join(title for _, title in styles) + " — style"
+    outside = config.get_property("outside-selection")
+    try:
+        regions = [nst_regions.region_request(image, src, config, len(styles)) for src in layers]
+    except nst_regions.RegionError as exc:
+        raise PlugInError(str(exc), Gimp.PDBStatusType.CALLING_ERROR) from exc
     results = []
     Gimp.progress_init("Neural style transfer: starting")
     for index, src in enumerate(layers):
@@ -354,11 +371,12 @@ def stylize_layers(image: Gimp.Image, layers: list[Gimp.Layer], config: Gimp.Pro
             if isinstance(fraction, (int, float)):
                 Gimp.progress_update((index + min(max(fraction, 0.0), 1.0)) / len(layers))
 
-        request = {"content": inline_image(src), "styles": [style], "options": options}
+        request = {"content": inline_image(src), "styles": [s for s, _ in styles], "options": options, **regions[index]}
         done = run_worker(python, request, on_event)
         results.append((src, decode_result(done, src)))
     Gimp.progress_set_text("Neural style transfer: adding the result")
-    mask = config.get_property("use-selection") and not Gimp.Selection.is_empty(image)
+    mask = config.get_property("use-selection") and nst_regions.masks_result_layer(outside)
+    mask = mask and not Gimp.Selection.is_empty(image)
     added = []
     image.undo_group_start()
     try:
@@ -485,7 +503,9 @@ class NstStyleTransfer(Gimp.PlugIn):
             "Paint the selected layers in the style of a painting",
             "Gatys-style neural style transfer computed by the nst runtime in your own Python "
             "(install it with `nst install-gimp-plugin`). Each selected layer gets a new layer "
-            "above it, named after the style; with a selection, the result shows only inside it.",
+            "above it, named after the style; with a selection, the result shows only inside it. "
+            "'Outside the selection' makes the selection a region: the photo or a second style outside it, "
+            "and saved selections (channels) place styles 2 and 3.",
             name,
         )
         procedure.set_attribution("nst contributors", "nst contributors", "2025")
@@ -497,6 +517,7 @@ class NstStyleTransfer(Gimp.PlugIn):
             True,
             rw,
         )
+        nst_regions.add_region_arguments(procedure)  # optional, after today's: old scripts run unchanged
         return procedure
 
 

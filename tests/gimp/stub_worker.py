@@ -2,7 +2,8 @@
 
 Used by the GIMP tests to exercise the plug-in's protocol handling (progress, errors, cancel)
 without torch: the "stylized" result is the content with its colours inverted (alpha kept).
-NST_STUB_STEP_S sets the delay per fake step, so a cancel test has time to act.
+NST_STUB_STEP_S sets the delay per fake step, so a cancel test has time to act; NST_STUB_REQUEST
+names a file to which each request (all but the content's pixels) is appended as a JSON line.
 """
 
 import base64
@@ -43,6 +44,9 @@ def main() -> None:
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
     request = json.load(sys.stdin)
+    if os.environ.get("NST_STUB_REQUEST"):  # the tests read what the plug-in sent (styles, masks)
+        with open(os.environ["NST_STUB_REQUEST"], "a", encoding="utf-8") as f:
+            f.write(json.dumps({k: v for k, v in request.items() if k != "content"}) + "\n")
     for style in request["styles"]:
         check_image(style, "style")
     content = request["content"]

@@ -1,0 +1,70 @@
+"""The plug-in's region planning (plugin/nst-style-transfer/nst_regions.py), outside GIMP: which
+mask each style gets from the "Outside the selection" choice, the selection and the channels."""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+PLUGIN = Path(__file__).resolve().parents[1] / "plugin" / "nst-style-transfer" / "nst_regions.py"
+spec = importlib.util.spec_from_file_location("nst_regions", PLUGIN)
+regions = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(regions)
+
+
+@pytest.mark.parametrize(
+    ("outside", "selection", "styles", "channels", "expected"),
+    [
+        ("same", True, 1, [], None),  # today's run
+        ("same", True, 2, [False, False], None),
+        ("same", True, 2, [True, False], [None, "channel"]),  # a channel still places its style
+        ("keep", True, 1, [], ["inside"]),
+        ("keep", False, 1, [], None),  # no selection = the whole image, as in GIMP
+        ("keep", True, 2, [False, False], ["inside", "inside"]),
+        ("second", True, 2, [False, False], ["inside", "outside"]),
+        ("second", True, 3, [False, True], ["inside", "outside", "channel"]),
+        ("second", True, 2, [True, False], ["inside", "channel"]),
+        ("second", False, 2, [True, False], [None, "channel"]),
+    ],
+)
+def test_each_style_gets_its_mask(outside, selection, styles, channels, expected):
+    assert regions.plan(outside, selection, styles, channels) == expected
+
+
+@pytest.mark.parametrize(
+    ("outside", "selection", "styles", "words"),
+    [("second", True, 1, "needs a style 2"), ("second", False, 2, "select a part"), ("elsewhere", True, 1, "unknown")],
+)
+def test_impossible_regions_are_errors(outside, selection, styles, words):
+    with pytest.raises(regions.RegionError, match=words):
+        regions.plan(outside, selection, styles, [False, False])
+
+
+def test_masks_travel_as_grey_rgba_and_outside_is_the_complement():
+    grey = bytes([0, 64, 128, 255, 10, 200])
+    for invert in (False, True):
+        image = regions.grey_to_image(grey, 3, 2, invert=invert)
+        rgba = np.frombuffer(base64.b64decode(image["rgba"]), np.uint8).reshape(2, 3, 4)
+        values = np.frombuffer(grey, np.uint8).reshape(2, 3)
+        expected = 255 - values if invert else values
+        assert (image["width"], image["height"]) == (3, 2)
+        assert all(np.array_equal(rgba[..., c], expected) for c in range(3)) and (rgba[..., 3] == 255).all()
+
+
+def test_the_result_layer_is_cut_out_only_when_the_outside_is_not_painted():
+    assert regions.masks_result_layer("same") and regions.masks_result_layer("keep")
+    assert not regions.masks_result_layer("second")
+
+
+def test_the_worker_reads_a_plugin_mask_as_its_grey_values():
+    """What the plug-in sends becomes, in the worker, exactly the mask it read from GIMP."""
+    from nst_runtime.regions import load_mask
+    from nst_runtime.worker import _image
+
+    grey = bytes(range(0, 240, 10))  # 24 values
+    mask = load_mask(_image(regions.grey_to_image(grey, 6, 4), "mask 1"), "mask 1")
+    assert np.allclose(mask.values, np.frombuffer(grey, np.uint8).reshape(4, 6) / 255, atol=1e-6)
