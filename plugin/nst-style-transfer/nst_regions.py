@@ -93,7 +93,7 @@ def add_region_arguments(procedure, declare_styles: bool = True) -> None:
         choice.add(nick, i, label, label)
     procedure.add_choice_argument(
         "outside-selection",
-        "_Outside the selection",
+        "O_utside the selection",
         "What happens outside the selection: the same style (no regions), the photo, or style 2",
         choice,
         "same",
