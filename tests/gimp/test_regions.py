@@ -22,6 +22,7 @@ pytestmark = pytest.mark.gimp
 
 SELECTION = [100, 80, 400, 300]  # x, y, w, h on the 979 × 734 photo
 CHANNEL = [500, 400, 300, 200]
+OFFSET_PAINTING = {"painting": True, "painting_scale": [320, 200], "painting_offsets": [40, 30]}  # a 2nd layer
 
 
 def stub_run(gimp3: Gimp3, tmp_path: Path, spec: dict) -> tuple[dict, list[dict]]:
@@ -57,9 +58,7 @@ def test_selection_and_channels_become_each_styles_mask(gimp3: Gimp3, images: Pa
     spec = scene(
         images,
         tmp_path,
-        painting=True,
-        painting_scale=[320, 200],
-        painting_offsets=[40, 30],
+        **OFFSET_PAINTING,
         painting2=str(images / "the_scream.jpg"),
         channels={"Sky": CHANNEL},
         selection=SELECTION,
