@@ -17,31 +17,38 @@ spec.loader.exec_module(regions)
 
 
 @pytest.mark.parametrize(
-    ("outside", "selection", "styles", "channels", "expected"),
+    ("outside", "selection", "slots", "channeled", "expected"),
     [
-        ("same", True, 1, [], None),  # today's run
-        ("same", True, 2, [False, False], None),
-        ("same", True, 2, [True, False], [None, "channel"]),  # a channel still places its style
-        ("keep", True, 1, [], ["inside"]),
-        ("keep", False, 1, [], None),  # no selection = the whole image, as in GIMP
-        ("keep", True, 2, [False, False], ["inside", "inside"]),
-        ("second", True, 2, [False, False], ["inside", "outside"]),
-        ("second", True, 3, [False, True], ["inside", "outside", "channel"]),
-        ("second", True, 2, [True, False], ["inside", "channel"]),
-        ("second", False, 2, [True, False], [None, "channel"]),
+        ("same", True, [1], [], None),  # today's run
+        ("same", True, [1, 2], [], None),
+        ("same", True, [1, 2], [2], [None, "channel"]),  # a channel still places its style
+        ("keep", True, [1], [], ["inside"]),
+        ("keep", False, [1], [], None),  # no selection = the whole image, as in GIMP
+        ("keep", True, [1, 2], [], ["inside", "inside"]),
+        ("second", True, [1, 2], [], ["inside", "outside"]),
+        ("second", True, [1, 2, 3], [3], ["inside", "outside", "channel"]),
+        ("second", True, [1, 2], [2], ["inside", "channel"]),
+        ("second", False, [1, 2], [2], [None, "channel"]),
+        ("keep", True, [1, 3], [3], ["inside", "channel"]),  # slot 2 left empty: style 3 keeps its channel
+        ("keep", True, [1, 3], [2], ["inside", "inside"]),  # a channel of an empty slot is ignored
     ],
 )
-def test_each_style_gets_its_mask(outside, selection, styles, channels, expected):
-    assert regions.plan(outside, selection, styles, channels) == expected
+def test_each_style_gets_its_mask(outside, selection, slots, channeled, expected):
+    assert regions.plan(outside, selection, slots, channeled) == expected
 
 
 @pytest.mark.parametrize(
-    ("outside", "selection", "styles", "words"),
-    [("second", True, 1, "needs a style 2"), ("second", False, 2, "select a part"), ("elsewhere", True, 1, "unknown")],
+    ("outside", "selection", "slots", "words"),
+    [
+        ("second", True, [1], "needs a style 2"),
+        ("second", True, [1, 3], "needs a style 2"),
+        ("second", False, [1, 2], "select a part"),
+        ("elsewhere", True, [1], "unknown"),
+    ],
 )
-def test_impossible_regions_are_errors(outside, selection, styles, words):
+def test_impossible_regions_are_errors(outside, selection, slots, words):
     with pytest.raises(regions.RegionError, match=words):
-        regions.plan(outside, selection, styles, [False, False])
+        regions.plan(outside, selection, slots, [])
 
 
 def test_masks_travel_as_grey_rgba_and_outside_is_the_complement():
@@ -56,8 +63,10 @@ def test_masks_travel_as_grey_rgba_and_outside_is_the_complement():
 
 
 def test_the_result_layer_is_cut_out_only_when_the_outside_is_not_painted():
-    assert regions.masks_result_layer("same") and regions.masks_result_layer("keep")
-    assert not regions.masks_result_layer("second")
+    assert regions.masks_result_layer("same", False) and regions.masks_result_layer("keep", False)
+    assert regions.masks_result_layer("same", True)  # style 1 paints everywhere: today's cut-out
+    assert not regions.masks_result_layer("second", False)
+    assert not regions.masks_result_layer("keep", True)  # a channel's style may paint outside the selection
 
 
 def test_the_worker_reads_a_plugin_mask_as_its_grey_values():

@@ -349,13 +349,15 @@ def progress_text(event: dict, prefix: str) -> str | None:
 def stylize_layers(image: Gimp.Image, layers: list[Gimp.Layer], config: Gimp.ProcedureConfig) -> list[Gimp.Layer]:
     """Run the worker for every layer, then add all result layers in one undo group."""
     python = find_runtime_python()
-    styles = [resolve_style(config)]
-    styles += [s for s in (optional_style(config, f"-{n}") for n in nst_regions.CHANNEL_STYLES) if s is not None]
+    slots = {1: resolve_style(config)}  # style slot -> (protocol IMAGE, title); slots 2 and 3 are optional
+    slots.update({n: optional_style(config, f"-{n}") for n in nst_regions.CHANNEL_STYLES})
+    slots = {n: style for n, style in slots.items() if style is not None}
+    styles = list(slots.values())
     options = job_options(config)
     name = " + ".join(title for _, title in styles) + " — style"
     outside = config.get_property("outside-selection")
     try:
-        regions = [nst_regions.region_request(image, src, config, len(styles)) for src in layers]
+        regions = [nst_regions.region_request(image, src, config, list(slots)) for src in layers]
     except nst_regions.RegionError as exc:
         raise PlugInError(str(exc), Gimp.PDBStatusType.CALLING_ERROR) from exc
     results = []
@@ -375,7 +377,8 @@ def stylize_layers(image: Gimp.Image, layers: list[Gimp.Layer], config: Gimp.Pro
         done = run_worker(python, request, on_event)
         results.append((src, decode_result(done, src)))
     Gimp.progress_set_text("Neural style transfer: adding the result")
-    mask = config.get_property("use-selection") and nst_regions.masks_result_layer(outside)
+    channeled = bool(nst_regions.channeled_slots(config, list(slots)))
+    mask = config.get_property("use-selection") and nst_regions.masks_result_layer(outside, channeled)
     mask = mask and not Gimp.Selection.is_empty(image)
     added = []
     image.undo_group_start()

@@ -18,7 +18,7 @@ outside GIMP); the functions that read masks call GEGL and run on GIMP's main th
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 OUTSIDE = (("same", "Same style"), ("keep", "Keep the photo"), ("second", "Second style"))
 CHANNEL_STYLES = (2, 3)  # style-N-channel arguments
@@ -31,34 +31,44 @@ class RegionError(ValueError):
     """A combination of arguments that cannot make regions (a calling error for the PDB)."""
 
 
-def plan(outside: str, has_selection: bool, styles: int, channels: Sequence[bool]) -> list[str | None] | None:
-    """Per style, what its mask is made of: "inside" (the selection), "outside" (its complement),
-    "channel" (that style's channel) or None (everywhere); None for the whole run: no regions.
+def plan(
+    outside: str, has_selection: bool, slots: Sequence[int], channeled: Collection[int]
+) -> list[str | None] | None:
+    """Per style of the request, what its mask is made of: "inside" (the selection), "outside" (its
+    complement), "channel" (that style's channel) or None (everywhere); None for the whole run: no regions.
 
-    ``channels[i]`` tells whether style i + 2 has a channel. An empty selection is the whole image,
-    as everywhere in GIMP, so "Keep the photo" then styles everything.
+    ``slots``: the style slot (1, 2 or 3) of each style the request sends, in its order (a slot left
+    empty sends nothing); ``channeled``: the slots that have a channel. An empty selection is the
+    whole image, as everywhere in GIMP, so "Keep the photo" then styles everything.
     """
     if outside not in {nick for nick, _ in OUTSIDE}:
         raise RegionError(f"unknown choice for 'outside-selection': {outside!r}")
-    if outside == "second" and styles < 2:
+    if outside == "second" and 2 not in slots:
         raise RegionError("“Second style” outside the selection needs a style 2 layer or file")
     first = None if outside == "same" or not has_selection else INSIDE
-    masks: list[str | None] = [first]
-    for n in range(2, styles + 1):
-        if n - 2 < len(channels) and channels[n - 2]:
+    masks: list[str | None] = []
+    for slot in slots:
+        if slot != 1 and slot in channeled:
             masks.append(CHANNEL)
-        elif n == 2 and outside == "second":
+        elif slot == 2 and outside == "second":
             if not has_selection:
                 raise RegionError("“Second style” paints outside the selection: select a part of the image first")
             masks.append(OUTSIDE_SEL)
         else:
-            masks.append(first)  # blended with style 1 wherever style 1 paints
+            masks.append(first)  # style 1, or a style blended with it wherever style 1 paints
     return None if all(m is None for m in masks) else masks
 
 
-def masks_result_layer(outside: str) -> bool:
-    """Whether the finished layer may still be masked by the selection: not when style 2 paints outside it."""
-    return outside != "second"
+def masks_result_layer(outside: str, channeled: bool) -> bool:
+    """Whether the finished layer may still be masked by the selection (``use-selection``): not when
+    something paints outside it (style 2 "outside", or a channel); the worker keeps the photo
+    wherever no region reaches, so the layer needs no mask then."""
+    return outside == "same" or (outside == "keep" and not channeled)
+
+
+def channeled_slots(config, slots: Sequence[int]) -> set[int]:
+    """The slots among ``slots`` whose style has a channel."""
+    return {n for n in CHANNEL_STYLES if n in slots and config.get_property(f"style-{n}-channel") is not None}
 
 
 def grey_to_image(grey: bytes, width: int, height: int, invert: bool = False) -> dict:
@@ -134,24 +144,23 @@ def read_mask(drawable, layer) -> bytes:
     return bytes(drawable.get_buffer().get(rect, 1.0, MASK_FORMAT, Gegl.AbyssPolicy.NONE))
 
 
-def region_request(image, layer, config, styles: int) -> dict:
-    """The request's "masks" for one layer ({} when the run has no regions); a RegionError when
-    the arguments cannot make regions."""
+def region_request(image, layer, config, slots: Sequence[int]) -> dict:
+    """The request's "masks" for one layer ({} when the run has no regions); ``slots`` as for
+    :func:`plan`. A RegionError when the arguments cannot make regions."""
     from gi.repository import Gimp
 
-    channels = [config.get_property(f"style-{n}-channel") for n in CHANNEL_STYLES]
     has_selection = not Gimp.Selection.is_empty(image)
-    kinds = plan(config.get_property("outside-selection"), has_selection, styles, [c is not None for c in channels])
+    kinds = plan(config.get_property("outside-selection"), has_selection, slots, channeled_slots(config, slots))
     if kinds is None:
         return {}
     w, h = layer.get_width(), layer.get_height()
     selection = read_mask(image.get_selection(), layer) if has_selection else None
     masks: list[dict | None] = []
-    for index, kind in enumerate(kinds):
+    for slot, kind in zip(slots, kinds, strict=True):
         if kind is None:
             masks.append(None)
         elif kind == CHANNEL:
-            masks.append(grey_to_image(read_mask(channels[index - 1], layer), w, h))
+            masks.append(grey_to_image(read_mask(config.get_property(f"style-{slot}-channel"), layer), w, h))
         else:
             masks.append(grey_to_image(selection, w, h, invert=kind == OUTSIDE_SEL))
     return {"masks": masks}

@@ -102,6 +102,29 @@ def test_keep_the_photo_sends_the_selection_and_masks_the_result(gimp3: Gimp3, i
     assert result["layers_after"][0]["has_mask"]
 
 
+def test_a_third_style_keeps_its_channel_without_a_second(gimp3: Gimp3, images: Path, tmp_path: Path) -> None:
+    """Slot 2 empty: the request's second style is style 3, with style 3's channel; something paints
+    outside the selection, so the result is not cut out."""
+    spec = scene(
+        images,
+        tmp_path,
+        channels={"Sky": CHANNEL},
+        selection=SELECTION,
+        args={
+            "style-file": str(images / "starry_night.jpg"),
+            "style-file-3": str(images / "the_scream.jpg"),
+            "style-3-channel": "Sky",
+            "outside-selection": "keep",
+        },
+    )
+    result, sent = stub_run(gimp3, tmp_path, spec)
+    assert result["status"] == "success", result["message"]
+    inside, sky = (mask_values(m) for m in sent[0]["masks"])
+    assert np.array_equal(inside, rectangle(979, 734, SELECTION))
+    assert np.array_equal(sky, rectangle(979, 734, CHANNEL))
+    assert not result["layers_after"][0]["has_mask"]
+
+
 def test_same_style_sends_no_masks(gimp3: Gimp3, images: Path, tmp_path: Path) -> None:
     spec = scene(images, tmp_path, selection=SELECTION, args={"style-file": str(images / "starry_night.jpg")})
     result, sent = stub_run(gimp3, tmp_path, spec)
