@@ -103,7 +103,7 @@ def add_region_arguments(procedure, declare_styles: bool = True) -> None:
         choice.add(nick, i, label, label)
     procedure.add_choice_argument(
         "outside-selection",
-        "O_utside the selection",
+        "Outside the selection",  # no mnemonic: every letter of it is taken in the dialogs
         "What happens outside the selection: the same style (no regions), the photo, or style 2",
         choice,
         "same",
@@ -125,7 +125,7 @@ def add_region_arguments(procedure, declare_styles: bool = True) -> None:
             )
         procedure.add_channel_argument(
             f"style-{n}-channel",
-            "Style 2 m_ask (channel)" if n == 2 else "Style 3 mas_k (channel)",
+            "Style 2 mas_k (channel)" if n == 2 else "Style 3 mask (channel)",
             f"A saved selection: style {n} paints only there (default: style 2 outside the selection)",
             True,
             rw,
