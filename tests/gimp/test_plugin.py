@@ -25,6 +25,13 @@ PROC_ARGS = [
     "seed",
     "device",
     "use-selection",
+    # appended by the live-dialog issue: optional, after today's arguments
+    "style-layer-2",
+    "style-file-2",
+    "style-2-weight",
+    "style-layer-3",
+    "style-file-3",
+    "style-3-weight",
 ]
 FAST = {"size": 64, "quality": "draft", "seed": 1}
 RUNTIME_HINT = "runtime not found: run `nst install-gimp-plugin`"
