@@ -41,11 +41,13 @@ def measure(mode: str, size: int, threads: int, repeat: int, device: str) -> dic
     from nst_export.sources import locate_source
     from nst_export.torch_vgg import FeatureNet
     from nst_export.weights import load_weights
-    from nst_runtime.engine import _to_tensor, resize
+    from nst_runtime.engine import _to_tensor
+    from nst_runtime.evaluate import fused_inputs
     from nst_runtime.features import VGG
     from nst_runtime.graphs import ensure_graphs
     from nst_runtime.images import load_image
-    from nst_runtime.losses import CONTENT_LAYER, STYLE_LAYERS, ContentLoss, StyleLoss, StyleObjective, gram
+    from nst_runtime.losses import CONTENT_LAYER, STYLE_LAYERS, content_loss_weight, gram, style_loss_weight
+    from nst_runtime.objective import ContentTerm, Objective, StyleTerm, resize
 
     content = load_image(_images_dir() / CONTENT)
     style = load_image(_images_dir() / STYLE)
@@ -66,17 +68,18 @@ def measure(mode: str, size: int, threads: int, repeat: int, device: str) -> dic
     with torch.no_grad():
         c_target = features(image)[CONTENT_LAYER]
         s_feats = features(style_t)
-    objective = StyleObjective(
-        ContentLoss(c_target), {layer: StyleLoss(gram(s_feats[layer])) for layer in STYLE_LAYERS}, None
+    objective = Objective(
+        height,
+        size,
+        ContentTerm(CONTENT_LAYER, c_target, content_loss_weight(1.0)),
+        tuple(
+            StyleTerm(layer, gram(s_feats[layer]), style_loss_weight(1.0, s_feats[layer].shape[1]))
+            for layer in STYLE_LAYERS
+        ),
     )
     x = (image * 0.9 + 0.05).requires_grad_(True)
     if mode == "fused":
-        targets = {
-            "content_target": c_target,
-            "content_weight": torch.tensor(objective.content.weight),
-            "style_weights": torch.tensor([objective.styles[s].weight for s in STYLE_LAYERS]),
-        }
-        targets.update({f"gram_{s}": objective.styles[s].target for s in STYLE_LAYERS})
+        targets = fused_inputs(vgg, objective)
 
         def iteration() -> float:
             vgg.loss_and_grad(x, targets)
@@ -90,7 +93,7 @@ def measure(mode: str, size: int, threads: int, repeat: int, device: str) -> dic
             if device == "cuda":
                 torch.cuda.synchronize()
             forward = time.perf_counter() - started
-            objective(x, feats)["total"].backward()
+            sum(objective.feature_losses(feats).values()).backward()
             if device == "cuda":
                 torch.cuda.synchronize()
             return forward

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+import numpy as np
+
 
 @dataclass(frozen=True)
 class Status:
@@ -50,4 +52,21 @@ class Progress:
         return data
 
 
-Event = Status | Note | Progress
+@dataclass(frozen=True, eq=False)
+class Preview:
+    """The best image so far at the current scale (float RGB [h, w, 3] in [0, 1], colour handling
+    applied), sent at most every ``preview_interval`` seconds when a front end asks for it."""
+
+    rgb: np.ndarray
+    scale: int
+    scales: int
+    step: int
+    steps: int
+    kind: str = "preview"
+
+    @property
+    def message(self) -> str:
+        return f"preview at scale {self.scale}/{self.scales}, step {self.step}/{self.steps}"
+
+
+Event = Status | Note | Progress | Preview

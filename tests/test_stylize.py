@@ -135,36 +135,55 @@ def test_bad_input_is_reported_before_any_compute(tmp_path, style):
 
 
 def test_fused_fast_path_gives_the_same_loss_and_gradient_as_vgg_features():
+    from nst_runtime.evaluate import AutogradEvaluator, FusedEvaluator, fused_inputs
     from nst_runtime.features import get_vgg
-    from nst_runtime.losses import CONTENT_LAYER, STYLE_LAYERS, ContentLoss, StyleLoss, StyleObjective, gram
+    from nst_runtime.losses import CONTENT_LAYER, STYLE_LAYERS, gram
+    from nst_runtime.objective import ContentTerm, Objective, StyleTerm, TVTerm
 
     vgg = get_vgg()
     image = torch.from_numpy(photo_array("golden_gate.jpg", 72, 96))
     with torch.no_grad():
         target = vgg.features(torch.from_numpy(photo_array("the_scream.jpg", 72, 96)))[CONTENT_LAYER]
         style = vgg.features(torch.from_numpy(photo_array("starry_night.jpg", 80, 90)))
-    objective = StyleObjective(
-        ContentLoss(target, 1.0), {s: StyleLoss(gram(style[s]), 1.0) for s in STYLE_LAYERS}, None
+    objective = Objective(
+        72,
+        96,
+        ContentTerm(CONTENT_LAYER, target, 0.5),
+        tuple(StyleTerm(s, gram(style[s]), 10.0 / style[s].shape[1] ** 2) for s in STYLE_LAYERS),
+        (("tv", TVTerm(1.0).at(72, 96, torch.device("cpu"))),),
     )
-    x = image.clone().requires_grad_(True)
-    reference = objective(x, vgg.features(x))["total"]
-    reference.backward()
-    targets = {
-        "content_target": target,
-        "content_weight": torch.tensor(objective.content.weight),
-        "style_weights": torch.tensor([objective.styles[s].weight for s in STYLE_LAYERS]),
-    }
-    targets.update({f"gram_{s}": objective.styles[s].target for s in STYLE_LAYERS})
-    parts, grad = vgg.loss_and_grad(image, targets)
-    assert parts["total"] == pytest.approx(float(reference.detach()), rel=1e-4)
-    assert float((grad - x.grad).norm() / x.grad.norm()) <= 1e-3
+    reference, ref_grad = AutogradEvaluator(vgg, objective)(image)
+    inputs = fused_inputs(vgg, objective)
+    assert inputs is not None
+    parts, grad = FusedEvaluator(vgg, objective, inputs)(image)
+    for name in ("total", "content", "style", "tv"):
+        assert parts[name] == pytest.approx(reference[name], rel=1e-4)
+    assert float((grad - ref_grad).norm() / ref_grad.norm()) <= 1e-3
+
+
+def test_masked_style_terms_are_evaluated_through_autograd():
+    from nst_runtime.evaluate import AutogradEvaluator, choose_evaluator
+    from nst_runtime.features import get_vgg
+    from nst_runtime.objective import Objective, StyleTerm
+
+    vgg = get_vgg()
+    options = make_options()
+    term = StyleTerm("relu3_1", torch.eye(256), 1.0, mask=torch.ones(18, 24))
+    objective = Objective(72, 96, None, (term,))
+    assert isinstance(choose_evaluator(vgg, objective, options), AutogradEvaluator)
+    plain = Objective(72, 96, None, (StyleTerm("relu3_1", torch.eye(256), 1.0),))
+    image = torch.from_numpy(photo_array("golden_gate.jpg", 72, 96))
+    masked_parts, masked_grad = choose_evaluator(vgg, objective, options)(image)
+    plain_parts, plain_grad = choose_evaluator(vgg, plain, options)(image)
+    assert masked_parts["total"] == pytest.approx(plain_parts["total"], rel=1e-4)  # a mask of ones: the plain Gram
+    assert float((masked_grad - plain_grad).norm() / plain_grad.norm()) <= 1e-3
 
 
 def test_a_style_already_at_the_working_size_is_not_resampled():
     """Even a 0.998× bicubic resample blurs every pixel and shifts the Gram targets by ~10 %."""
-    from nst_runtime.engine import _style_size
+    from nst_runtime.objective import style_size
 
     style = torch.zeros(1, 3, 351, 562)
-    assert _style_size(style, 384, 512, 1.0) == (351, 562)
-    assert _style_size(style, 192, 256, 1.0) == (175, 281)
-    assert _style_size(style, 384, 512, 1.5) == (526, 842)
+    assert style_size(style, 384, 512, 1.0) == (351, 562)
+    assert style_size(style, 192, 256, 1.0) == (175, 281)
+    assert style_size(style, 384, 512, 1.5) == (526, 842)

@@ -1,0 +1,113 @@
+"""How an objective is evaluated: x → (parts, d total / d x), one strategy per class.
+
+- ``FusedEvaluator``: the whole image through the fused graph (features → loss → gradient in
+  one onnxruntime run), for the built-in objective: content on relu4_2, one unmasked Gram term
+  per style layer. The fast path.
+- ``AutogradEvaluator``: the whole image through ``VGG.features`` (feature graph forward,
+  gradient graph backward) and the torch loss formulas, for any objective (masked styles,
+  other layers).
+
+Pixel-space terms (TV, temporal) are cheap and go through torch autograd in every strategy.
+The optimizer sees only the ``Evaluator`` call; ``choose_evaluator`` is the one place that
+decides which strategy a scale uses.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import torch
+
+from nst_export.architecture import output_shape
+
+from .features import VGG
+from .objective import Objective
+from .options import Options
+
+Parts = dict[str, float]
+
+
+class Evaluator(Protocol):
+    def __call__(self, x: torch.Tensor) -> tuple[Parts, torch.Tensor]: ...
+
+
+def _with_pixel_terms(objective: Objective, x: torch.Tensor, parts: Parts, grad: torch.Tensor | None):
+    """Adds the pixel-space terms' values and gradients (torch autograd) to a VGG evaluation."""
+    if not objective.pixel:
+        return parts, grad
+    xt = x.detach().requires_grad_(True)
+    losses = objective.pixel_losses(xt)
+    sum(losses.values()).backward()
+    for name, value in losses.items():
+        parts[name] = float(value.detach())
+        parts["total"] += parts[name]
+    return parts, xt.grad if grad is None else grad + xt.grad
+
+
+class AutogradEvaluator:
+    """Any objective, through the two graphs and torch autograd."""
+
+    def __init__(self, vgg: VGG, objective: Objective):
+        self.vgg, self.objective = vgg, objective
+
+    def __call__(self, x: torch.Tensor) -> tuple[Parts, torch.Tensor]:
+        self.vgg.check_cancel()
+        objective = self.objective
+        xt = x.detach().requires_grad_(True)
+        tensors = objective.feature_losses(self.vgg.features(xt, objective.layers)) if objective.layers else {}
+        tensors.update(objective.pixel_losses(xt))
+        total = sum(tensors.values(), xt.new_zeros(()))
+        total.backward()
+        parts = {k: float(v.detach()) for k, v in tensors.items()}
+        parts["total"] = float(total.detach())
+        grad = xt.grad if xt.grad is not None else torch.zeros_like(xt)
+        return parts, grad
+
+
+class FusedEvaluator:
+    """The built-in objective through the fused graph; ``inputs`` are the graph's target inputs."""
+
+    def __init__(self, vgg: VGG, objective: Objective, inputs: dict[str, torch.Tensor]):
+        self.vgg, self.objective, self.inputs = vgg, objective, inputs
+
+    def __call__(self, x: torch.Tensor) -> tuple[Parts, torch.Tensor]:
+        self.vgg.check_cancel()
+        parts, grad = self.vgg.loss_and_grad(x, self.inputs)
+        return _with_pixel_terms(self.objective, x, parts, grad)
+
+
+def fused_inputs(vgg: VGG, objective: Objective) -> dict[str, torch.Tensor] | None:
+    """The fused graph's target inputs for this objective, or None when its built-in loss differs."""
+    content_layer, style_layers = vgg.graphs.loss_layers
+    if objective.content is not None and objective.content.layer != content_layer:
+        return None
+    by_layer = {}
+    for term in objective.styles:
+        if term.mask is not None or term.layer in by_layer or term.layer not in style_layers:
+            return None
+        by_layer[term.layer] = term
+    device = vgg.torch_device
+    inputs: dict[str, torch.Tensor] = {}
+    if objective.content is not None:
+        inputs["content_target"], content_weight = objective.content.target, objective.content.weight
+    else:
+        shape = output_shape(vgg.graphs.plan, content_layer, objective.height, objective.width)
+        inputs["content_target"], content_weight = torch.zeros(shape, device=device), 0.0
+    weights = []
+    for layer in style_layers:
+        term = by_layer.get(layer)
+        channels = output_shape(vgg.graphs.plan, layer, objective.height, objective.width)[1]
+        inputs[f"gram_{layer}"] = term.target if term is not None else torch.zeros((channels, channels))
+        weights.append(term.weight if term is not None else 0.0)
+    inputs["content_weight"] = torch.tensor(content_weight, dtype=torch.float32, device=device)
+    inputs["style_weights"] = torch.tensor(weights, dtype=torch.float32, device=device)
+    return inputs
+
+
+def choose_evaluator(vgg: VGG, objective: Objective, options: Options) -> Evaluator:
+    """The fastest strategy that evaluates this objective exactly."""
+    if options.fused and objective.layers:
+        inputs = fused_inputs(vgg, objective)
+        if inputs is not None:
+            return FusedEvaluator(vgg, objective, inputs)
+    return AutogradEvaluator(vgg, objective)
