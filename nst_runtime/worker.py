@@ -236,8 +236,14 @@ def parse_job(request: dict) -> Job:
 class Commands:
     """Reads protocol-2 commands from stdin after the request, in a thread of its own."""
 
-    def __init__(self, stream: IO[bytes], finish: threading.Event, cancel: threading.Event, cancel_on_eof: bool):
-        self.stream, self.finish, self.cancel, self.cancel_on_eof = stream, finish, cancel, cancel_on_eof
+    def __init__(
+        self,
+        stream: IO[bytes],
+        finish: threading.Event,
+        cancel: threading.Event,
+        on_eof: Callable[[], None] | None = None,
+    ):
+        self.stream, self.finish, self.cancel, self.on_eof = stream, finish, cancel, on_eof
         self.extra: Callable[[dict], None] | None = None  # other commands (the estimate session's queries)
 
     def start(self) -> None:
@@ -248,8 +254,8 @@ class Commands:
             for raw in self.stream:
                 if raw.strip():
                     self.handle(raw)
-        if self.cancel_on_eof:
-            self.cancel.set()  # the front end is gone: nobody would take the result
+        if self.on_eof is not None:
+            self.on_eof()
 
     def handle(self, raw: bytes) -> None:
         try:
@@ -280,14 +286,14 @@ def main() -> int:
     def work() -> None:
         try:
             request = load_request(read_request(sys.stdin.buffer))
-            commands = Commands(sys.stdin.buffer, finish, cancel, cancel_on_eof=request.get("protocol", 1) >= 2)
             if "estimate" in request and "content" not in request:
                 from .estimate import serve
 
-                outcome["done"] = serve(request, out.send, commands, cancel)
+                outcome["done"] = serve(request, out.send, sys.stdin.buffer, cancel)
                 return
             job = parse_job(request)
-            commands.start()
+            # protocol 2: stdin closing means the front end is gone, and nobody would take the result
+            Commands(sys.stdin.buffer, finish, cancel, on_eof=cancel.set if job.protocol >= 2 else None).start()
             from . import prewarm
 
             prewarm.start(job.options.weights, job.options.pooling, job.options.device)
@@ -318,8 +324,7 @@ def main() -> int:
         out.send({"error": "cancelled"})
         return EXIT_CANCELLED
     if "done" in outcome:
-        if outcome["done"] is not None:
-            out.send({"done": outcome["done"]})
+        out.send({"done": outcome["done"]})
         return 0
     exc = outcome.get("error")
     if isinstance(exc, Cancelled):
