@@ -113,6 +113,7 @@ class Estimate:
     def to_json(self) -> dict:
         data = asdict(self)
         data["seconds"] = round(self.seconds, 2)
+        data["duration"] = ("at most " if self.may_stop_early else "about ") + format_duration(self.seconds)
         return data
 
     def summary(self) -> str:

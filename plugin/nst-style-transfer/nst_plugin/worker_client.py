@@ -76,7 +76,11 @@ class WorkerProcess:
 
     def send(self, command: str) -> None:
         """Queue a command line (``finish``, ``cancel``); never blocks the caller."""
-        self._outbox.put(json.dumps({"command": command}).encode() + b"\n")
+        self.send_json({"command": command})
+
+    def send_json(self, obj: dict) -> None:
+        """Queue one line (a command, an estimate query); never blocks the caller."""
+        self._outbox.put(json.dumps(obj).encode() + b"\n")
 
     def _write(self, stream: IO[bytes]) -> None:
         """The request, then commands as they come; None (or a gone worker) closes stdin."""
