@@ -149,6 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("content", help="the photo (any format Pillow reads)")
     p.add_argument("styles", nargs="+", metavar="style", help="one or more style images (paintings)")
     p.add_argument("-o", "--output", required=True, help="result file; its extension sets the format")
+    p.add_argument(
+        "--overwrite", action="store_true", help="allow the output to replace an input file (content, style or init)"
+    )
     add_run_options(p)
     return p
 
@@ -194,11 +197,14 @@ def run_and_save(content: object, styles: list, output: str, args: argparse.Name
 
     prewarm.start(args.weights, args.pooling, args.device, args.graphs)
     try:
-        from .images import check_output_path
+        from .images import check_not_an_input, check_output_path
 
         options = options_from_args(args)
         options.validate(len(styles))
         out_path = check_output_path(output)
+        if not getattr(args, "overwrite", False):
+            inputs = [("content", content), *(("style", s) for s in styles), ("init image", options.init_image)]
+            check_not_an_input(out_path, inputs)
         result = _run_cancellable(content, styles, options, args.graphs, say)
         from .images import save_image
 

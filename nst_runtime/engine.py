@@ -26,14 +26,12 @@ from .events import Event, Note, Preview, Progress, Status
 from .features import VGG, get_vgg
 from .images import ImageData, load_image, to_pil
 from .objective import Objective, ObjectiveBuilder, PixelTerm, resize
-from .optim import LBFGS, Adam
+from .optim import Adam, ProjectedLBFGS, minimize
 from .options import DEFAULT_SIZE, Options, compute_size, make_options
 from .schedule import Scale, plan_scales
 
 ADAM_LR = 0.02
 LBFGS_HISTORY = 100
-LINE_SEARCH_STEPS = 5  # per scale, see _optimise_scale
-BLOWUP_FACTOR = 4.0
 
 ProgressCallback = Callable[[Event], None]
 
@@ -192,6 +190,8 @@ class _Job:
         self.opt_started: float | None = None
         self.last_loss = math.nan
         self.last_preview = -math.inf
+        self.gamma: float | None = None  # L-BFGS's curvature scale at the end of the last scale
+        self.gamma_pixels = 0
 
     def optimise(self) -> tuple[np.ndarray, float, dict[str, float]]:
         x: torch.Tensor | None = None
@@ -216,77 +216,56 @@ class _Job:
             return torch.rand((1, 3, height, width), generator=gen).to(self.device)
         return resize(self.content, height, width)
 
-    def _optimiser(self) -> LBFGS | Adam:
-        return Adam(ADAM_LR) if self.options.optimizer == "adam" else LBFGS(LBFGS_HISTORY, bounds=(0.0, 1.0))
+    def _optimiser(self, scale: Scale) -> ProjectedLBFGS | Adam:
+        if self.options.optimizer == "adam":
+            return Adam(ADAM_LR)
+        gamma = None
+        if self.gamma is not None and self.gamma_pixels:
+            # The objective is a mean over positions, so its curvature per pixel falls with the
+            # pixel count: the coarser scale's H₀ = γ I, scaled by the ratio, starts this one.
+            gamma = self.gamma * scale.pixels / self.gamma_pixels
+        return ProjectedLBFGS(LBFGS_HISTORY, bounds=(0.0, 1.0), gamma=gamma)
 
-    def _counted(self, evaluator: Evaluator, parts: dict[str, float]):
-        """The optimiser's view of an evaluator: x → (total, grad), keeping the parts of the last call."""
-
-        def evaluate(x: torch.Tensor) -> tuple[float, torch.Tensor]:
-            values, grad = evaluator(x)
+    def _counted(self, evaluator: Evaluator) -> Evaluator:
+        def evaluate(x: torch.Tensor) -> tuple[dict[str, float], torch.Tensor]:
             self.evaluations += 1
-            parts.clear()
-            parts.update(values)
-            return values["total"], grad
+            return evaluator(x)
 
         return evaluate
 
     def _optimise_scale(
         self, x: torch.Tensor, objective: Objective, index: int
     ) -> tuple[torch.Tensor, dict[str, float]]:
-        """L-BFGS (or Adam) for the scale's steps, one function evaluation per step after a warm-up.
-
-        Each scale starts from an upsampled, blurred image whose curvature the first L-BFGS pairs
-        misjudge, so the first steps backtrack until the objective decreases; plain unit steps
-        (one evaluation each, as in pastiche) take over after that. A step that still blows the
-        objective up is undone and the optimiser restarted.
-        """
-        steps = self.scales[index].steps
+        """The scale's optimiser from ``x``; returns its best iterate and that iterate's parts."""
+        scale = self.scales[index]
         x = x.detach().clone()
-        parts: dict[str, float] = {}
         if objective.empty:
-            self._skip(index, steps, x)
-            return x, parts
-        evaluate = self._counted(choose_evaluator(self.vgg, objective, self.options), parts)
-        if steps == 0:
+            self._skip(index, scale.steps, x)
+            return x, {}
+        evaluate = self._counted(choose_evaluator(self.vgg, objective, self.options))
+        if scale.steps == 0:
+            parts: dict[str, float] = {}
             if index == len(self.scales) - 1:
-                evaluate(x)  # nothing to optimise, but the result's objective is still reported
-            self._skip(index, steps, x)
+                parts = evaluate(x)[0]  # nothing to optimise, but the result's objective is still reported
+            self._skip(index, scale.steps, x)
             return x, parts
-        height, width = x.shape[2], x.shape[3]
         if self.opt_started is None:
             self.opt_started = time.perf_counter()
-        opt, warmup_left = self._optimiser(), LINE_SEARCH_STEPS
-        loss, grad = evaluate(x)
-        best_loss, best_x, best_parts = math.inf, x.clone(), dict(parts)
-        for step in range(1, steps + 1):
-            if not math.isfinite(loss) or loss > BLOWUP_FACTOR * best_loss:
-                x.copy_(best_x)
-                opt, warmup_left = self._optimiser(), LINE_SEARCH_STEPS
-                loss, grad = evaluate(x)
-            if loss < best_loss:
-                best_loss, best_parts = loss, dict(parts)
-                best_x.copy_(x)
+        done_before = self.work_done
+
+        def on_step(step: int, loss: float, best: torch.Tensor) -> bool:
             self.last_loss = loss
-            self.work_done += height * width
-            self._report(index, step, steps, loss, height, width)
-            self._maybe_preview(best_x, index, step, steps)
-            if self.controls.finishing:
-                break
-            if isinstance(opt, Adam):
-                opt.step(x, grad)
-                x.clamp_(0, 1)
-            elif warmup_left > 0:
-                warmup_left -= 1
-                loss, grad = opt.step(x, loss, grad, evaluate)
-                continue
-            else:
-                opt.step(x, loss, grad)
-            loss, grad = evaluate(x)
-        if loss < best_loss:
-            best_loss, best_parts = loss, dict(parts)
-            best_x.copy_(x)
-        return best_x.clamp(0, 1), best_parts
+            self.work_done = done_before + scale.pixels * step
+            self._report(index, step, scale.steps, loss, scale.height, scale.width)
+            self._maybe_preview(best, index, step, scale.steps)
+            return not self.controls.finishing
+
+        result = minimize(evaluate, x, self._optimiser(scale), scale.steps, tolerance=scale.tolerance, on_step=on_step)
+        if result.steps < scale.steps:  # stopped early: the rest of the scale's work is done
+            self._skip(index, scale.steps - result.steps, x, report=False)
+        if result.gamma is not None:
+            self.gamma, self.gamma_pixels = result.gamma, scale.pixels
+        return result.x, result.parts
 
     def _maybe_preview(self, x: torch.Tensor, index: int, step: int, steps: int) -> None:
         interval = self.controls.preview_interval
@@ -298,11 +277,12 @@ class _Job:
             rgb = color.recombine_luminance(rgb, resize_array(self.content_rgb, rgb.shape[0], rgb.shape[1]))
         self.emit(Preview(rgb, index + 1, len(self.scales), step, steps))
 
-    def _skip(self, index: int, steps: int, x: torch.Tensor) -> None:
+    def _skip(self, index: int, steps: int, x: torch.Tensor, report: bool = True) -> None:
         """Count steps that will not run as done, so the progress still reaches the scale's end."""
         self.work_done += x.shape[2] * x.shape[3] * steps
-        total = self.scales[index].steps
-        self._report(index, total, total, self.last_loss, x.shape[2], x.shape[3])
+        if report:
+            total = self.scales[index].steps
+            self._report(index, total, total, self.last_loss, x.shape[2], x.shape[3])
 
     def _report(self, index: int, step: int, steps: int, loss: float, height: int, width: int) -> None:
         elapsed = time.perf_counter() - (self.opt_started or time.perf_counter())

@@ -218,6 +218,20 @@ def check_output_path(path: str | os.PathLike) -> Path:
     return path
 
 
+def check_not_an_input(output: Path, inputs: list[tuple[str, object]]) -> None:
+    """Refuse to write the result over one of the run's own input files (the user's photo)."""
+    for role, source in inputs:
+        if not isinstance(source, str | os.PathLike):
+            continue
+        path = Path(source)
+        try:
+            same = output.exists() and path.exists() and os.path.samefile(output, path)
+        except OSError:
+            same = False
+        if same or output.resolve() == path.resolve():
+            raise NSTError(f"the output would overwrite the {role} file {path} (give --overwrite to allow it)")
+
+
 def to_pil(rgb: np.ndarray, alpha: np.ndarray | None) -> Image.Image:
     """Float RGB [H, W, 3] + uint8 alpha → an 8-bit PIL image."""
     rgb8 = np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8)

@@ -227,9 +227,11 @@ def parse_job(request: dict) -> Job:
     if output is not None:
         if not isinstance(output, dict) or not isinstance(output.get("path"), str):
             raise NSTError('\'output\' must be {"path": "…"}')
-        from .images import check_output_path
+        from .images import check_not_an_input, check_output_path
 
         out_path = check_output_path(output["path"])
+        inputs = [("content", content), *(("style", s) for s in styles), ("init image", opts.init_image)]
+        check_not_an_input(out_path, inputs)
     return Job(content, styles, opts, out_path, request.get("protocol", 1), parse_preview(request.get("preview")))
 
 

@@ -92,6 +92,24 @@ def test_nonsense_options(tmp_path, photo, painting, options, words):
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize("role", ["content", "style", "init"])
+def test_refuses_to_overwrite_an_input_file_unless_asked(tmp_path, photo, painting, role):
+    content, style = tmp_path / "photo.png", tmp_path / "style.png"
+    content.write_bytes(photo.read_bytes())
+    Image.open(painting).convert("RGB").resize((64, 40)).save(style)
+    init = tmp_path / "init.png"
+    init.write_bytes(content.read_bytes())
+    target = {"content": content, "style": style, "init": init}[role]
+    before = target.read_bytes()
+    args = [str(content), str(style), "--init", str(init), *QUICK]
+    proc = nst(*args, "-o", str(target))
+    assert_one_line_error(proc, "overwrite", role, str(target))
+    assert target.read_bytes() == before
+    proc = nst(*args, "-o", str(tmp_path / "." / target.name), "--overwrite")
+    assert proc.returncode == 0, proc.stderr
+    assert target.read_bytes() != before
+
+
 def test_missing_output_dir_fails_before_compute(tmp_path, photo, painting):
     started = time.perf_counter()
     proc = nst(str(photo), str(painting), "-o", str(tmp_path / "no" / "such" / "r.png"))
