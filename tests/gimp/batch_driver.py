@@ -125,7 +125,7 @@ def stylize(spec, result):
     proc = Gimp.get_pdb().lookup_procedure(PROC)
     config = proc.create_config()
     # an interactive run shows the dialog, which starts from the last-used values, not these
-    interactive = spec.get("gui") == "dialog" or spec.get("live")
+    interactive = bool(spec.get("live"))
     mode = Gimp.RunMode.INTERACTIVE if interactive else Gimp.RunMode.NONINTERACTIVE
     config.set_property("run-mode", mode)
     config.set_property("image", image)

@@ -111,7 +111,7 @@ class Gimp3:
         env = self.env({"NST_BATCH_SPEC": str(work / "spec.json"), **(extra_env or {})}, [work])
         if spec.get("live"):  # the live dialog under Xvfb, steps from spec["live"] (live_driver.py)
             command, stdin = ["python3", str(LIVE_DRIVER), str(work)], subprocess.DEVNULL
-        elif spec.get("gui"):  # under Xvfb, driven by xdotool: "dialog" or "cancel"
+        elif spec.get("gui"):  # under Xvfb, driven by gui_driver.sh: "cancel" or "undo"
             env["NST_WORKER_NEEDLE"] = self.worker_needle
             command, stdin = ["sh", str(GUI_DRIVER), spec["gui"], str(work)], subprocess.DEVNULL
         else:
