@@ -37,10 +37,10 @@ from .errors import Cancelled, NSTError
 MODEL_VERSION = 1  # bump when what is measured or how it is used changes: old caches are then remeasured
 CALIBRATION_SIDES = (160, 384)  # longest sides of the two 4:3 measuring sizes
 TIMED_EVALUATIONS = 3  # per size, after one untimed first evaluation
-# Evaluations a scale spends beyond one per step: the first evaluation, and L-BFGS's warm-up
-# line search backtracking on the upsampled start (1–10 measured per scale, bench notes in
-# docs/benchmarks.md).
-EXTRA_EVALUATIONS_PER_SCALE = 5
+# Evaluations a scale spends beyond one per step: the first evaluation, and the projected
+# L-BFGS's line search where a unit step is refused (2–2.5 measured per scale on draft and
+# normal runs of two photos, docs/benchmarks.md).
+EXTRA_EVALUATIONS_PER_SCALE = 3
 CACHE_NAME = "estimate-speed.json"
 STARTUP_TIMEOUT_S = 600
 
@@ -108,7 +108,9 @@ class Estimate:
     device: str
     may_stop_early: bool
     measured_at: str
-    load: float | None = None
+    load: float | None = None  # the load average when the speed was measured
+    load_now: float | None = None  # … and when this estimate was made
+    load_factor: float = 1.0  # the measured prices times this
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -122,10 +124,13 @@ class Estimate:
         size = f" for {last.width}×{last.height}" if last else ""
         scales = ", ".join(f"{s.width}×{s.height} ×{s.steps}" for s in self.scales)
         bound = "at most" if self.may_stop_early else "about"
+        busy = ""
+        if self.load_factor != 1.0:
+            busy = f" at load {self.load:.1f}, now {self.load_now:.1f}: ×{self.load_factor:.2f}"
         return (
             f"{bound} {format_duration(self.seconds)}{size} on {self.device} "
             f"({len(self.scales)} scale{'s' if len(self.scales) != 1 else ''}: {scales}; "
-            f"start-up {format_duration(self.startup_s)}; speed measured {self.measured_at})"
+            f"start-up {format_duration(self.startup_s)}; speed measured {self.measured_at}{busy})"
         )
 
 
@@ -322,8 +327,24 @@ def speed_for(
 # ------------------------------------------------------------------ pricing a run
 
 
-def estimate(height: int, width: int, options, n_styles: int, speed: Speed) -> Estimate:
-    """The time of a run on a height × width content: the engine's schedule at this machine's prices."""
+def load_factor(speed: Speed, load_now: float | None, cpus: int | None = None) -> float:
+    """How much slower (or faster) the CPU is now than when it was measured, from the load average.
+
+    A run's onnxruntime threads (one per core) get about cpus / (others + cpus) of the machine,
+    so the time scales with (load + cpus); a GPU run does not share that way.
+    """
+    cpus = cpus or os.cpu_count() or 1
+    if speed.device != "cpu" or speed.load is None or load_now is None:
+        return 1.0
+    return (max(load_now, 0.0) + cpus) / (max(speed.load, 0.0) + cpus)
+
+
+def estimate(
+    height: int, width: int, options, n_styles: int, speed: Speed, load_now: float | None = math.nan
+) -> Estimate:
+    """The time of a run on a height × width content: the engine's schedule at this machine's prices,
+    scaled by how busy the machine is now against when it was measured (``load_now``: the 1-minute
+    load average; by default read now, None: not scaled)."""
     from .options import compute_size, plan_scales
 
     h, w = compute_size(height, width, options.size)
@@ -344,9 +365,14 @@ def estimate(height: int, width: int, options, n_styles: int, speed: Speed) -> E
             + evaluations * speed.evaluation(pixels)
         )
         priced.append(ScaleEstimate(scale.height, scale.width, scale.steps, evaluations, seconds))
+    if load_now is not None and math.isnan(load_now):
+        load_now = _load_average()
+    factor = load_factor(speed, load_now)
+    priced = [ScaleEstimate(s.height, s.width, s.steps, s.evaluations, s.seconds * factor) for s in priced]
     may_stop = any(getattr(s, "tolerance", 0.0) > 0 for s in scales)
-    total = speed.startup_s + sum(s.seconds for s in priced)
-    return Estimate(total, speed.startup_s, priced, speed.device, may_stop, speed.measured_at, speed.load)
+    startup = speed.startup_s * factor
+    total = startup + sum(s.seconds for s in priced)
+    return Estimate(total, startup, priced, speed.device, may_stop, speed.measured_at, speed.load, load_now, factor)
 
 
 # ------------------------------------------------------------------ the worker's estimate session

@@ -60,6 +60,22 @@ def test_a_schedule_that_may_stop_early_is_an_upper_bound(monkeypatch: pytest.Mo
     assert result.may_stop_early and result.summary().startswith("at most")
 
 
+def test_a_busier_machine_takes_longer_than_when_it_was_measured() -> None:
+    measured_busy = est.Speed(**{**SPEED.__dict__, "load": 6.0})
+    assert est.load_factor(measured_busy, 14.0, cpus=2) == pytest.approx(16 / 8)
+    assert est.load_factor(measured_busy, 0.0, cpus=2) == pytest.approx(2 / 8)
+    assert est.load_factor(measured_busy, None, cpus=2) == 1.0
+    assert est.load_factor(est.Speed(**{**SPEED.__dict__, "load": 6.0, "device": "cuda"}), 14.0) == 1.0
+    idle = est.estimate(384, 512, make_options(), 1, measured_busy, load_now=0.0)
+    busy = est.estimate(384, 512, make_options(), 1, measured_busy, load_now=14.0)
+    assert (
+        busy.seconds == pytest.approx(8 * idle.seconds, rel=1e-6)
+        if os.cpu_count() == 2
+        else busy.seconds > idle.seconds
+    )
+    assert "now 14.0" in busy.summary()
+
+
 def test_two_noisy_points_never_make_a_negative_price() -> None:
     assert est.Line.through(100, 2.0, 200, 3.0) == est.Line(1.0, 0.01)
     steep = est.Line.through(100, 1.0, 200, 3.0)  # would cross zero: proportional through the steeper point

@@ -2,8 +2,9 @@
 
 Used by the GIMP tests to exercise the plug-in's protocol handling (progress, previews, errors,
 finish, cancel) without torch: the "stylized" result is the content with its colours inverted
-(alpha kept), and a preview is the inverted content too. NST_STUB_STEP_S sets the delay per fake
-step, so a test has time to act.
+(alpha kept), and a preview is the content
+inverted down to the current step's share of its rows. NST_STUB_STEP_S sets the delay per fake
+step and NST_STUB_STEPS their number, so a test has time to act.
 """
 
 import base64
@@ -13,7 +14,7 @@ import signal
 import sys
 import threading
 
-STEPS = 4
+STEPS = int(os.environ.get("NST_STUB_STEPS", "4"))
 MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"BM", b"RIFF")
 finish = threading.Event()
 lock = threading.Lock()
@@ -54,10 +55,25 @@ def commands(cancel_on_eof: bool) -> None:
         fail("cancelled", 130)
 
 
+def estimates(query: dict) -> None:
+    """The estimate session: a made-up price for every query line until stdin closes."""
+    count = 0
+    while query is not None:
+        scale = {"width": query["width"], "height": query["height"], "steps": STEPS}
+        emit({"estimate": {"id": query.get("id"), "seconds": 1.0, "duration": "about 1 s", "scales": [scale]}})
+        count += 1
+        line = sys.stdin.readline()
+        query = json.loads(line).get("estimate") if line.strip() else None
+    emit({"done": {"estimates": count}})
+    os._exit(0)
+
+
 def main() -> None:
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
     request = json.loads(sys.stdin.readline())
+    if "estimate" in request:
+        estimates(request["estimate"])
     threading.Thread(target=commands, args=(request.get("protocol", 1) >= 2,), daemon=True).start()
     for style in request["styles"]:
         check_image(style, "style")
@@ -66,6 +82,7 @@ def main() -> None:
     pixels = bytearray(base64.b64decode(content["rgba"]))
     if len(pixels) != width * height * 4:
         fail("content pixels do not match width x height")
+    original = bytes(pixels)
     for i in range(0, len(pixels), 4):
         pixels[i] ^= 255
         pixels[i + 1] ^= 255
@@ -88,8 +105,10 @@ def main() -> None:
                 "message": f"scale 1/1, step {step}/{STEPS}",
             }
         )
-        if request.get("preview"):
-            emit({"event": "preview", "width": width, "height": height, "rgba": base64.b64encode(pixels).decode()})
+        if request.get("preview"):  # the inverted rows grow with the steps, so previews differ
+            split = height * step // STEPS * width * 4
+            preview = base64.b64encode(bytes(pixels[:split]) + original[split:]).decode()
+            emit({"event": "preview", "width": width, "height": height, "rgba": preview})
     done = {"width": width, "height": height, "rgba": base64.b64encode(bytes(pixels)).decode("ascii")}
     emit({"done": {**done, "finished_early": finish.is_set()}})
     os._exit(0)

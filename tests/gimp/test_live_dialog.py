@@ -38,6 +38,12 @@ def live_gimp(gimp3: Gimp3, tmp_path: Path, images: Path, **values: str) -> Gimp
     return gimp3.fresh(tmp_path / "config", last)
 
 
+STUB_ENV = {
+    "NST_STUB_STEP_S": "2",
+    "NST_STUB_STEPS": "12",
+}  # the stub worker (NST_TEST_WORKER=stub) then runs long enough to act on
+
+
 def live_spec(images: Path, steps: list[dict], **extra: object) -> dict:
     return {"action": "stylize", "content": str(images / "golden_gate.jpg"), "live": steps, **extra}
 
@@ -73,7 +79,7 @@ def test_the_preview_changes_while_the_run_goes_on(gimp3: Gimp3, images: Path, t
         {"gone": "worker", "mark": "gone"},
         {"key": CLOSE},
     ]
-    result = live_gimp(gimp3, tmp_path, images).batch(live_spec(images, steps), tmp_path).result
+    result = live_gimp(gimp3, tmp_path, images).batch(live_spec(images, steps), tmp_path, STUB_ENV).result
     assert result["status"] == "cancel", result
     assert_untouched(result)
     rect = events(tmp_path, "preview")[-1]["rect"]
@@ -98,7 +104,7 @@ def test_apply_now_adds_one_layer_at_once_in_one_undo_step_and_stops_the_worker(
         {"undo": True},
     ]
     spec = live_spec(images, steps, display=True, undo_after=True)
-    result = live_gimp(gimp3, tmp_path, images).batch(spec, tmp_path).result
+    result = live_gimp(gimp3, tmp_path, images).batch(spec, tmp_path, STUB_ENV).result
     assert result["status"] == "success", result
     before, after = result["layers_before"], result["layers_after"]
     assert [i["name"] for i in after] == ["Starry Night — style", "Background"]
@@ -124,7 +130,7 @@ def test_stop_leaves_the_image_and_ends_the_worker_within_a_second(gimp3: Gimp3,
         {"gone": "worker", "mark": "gone"},
         {"key": CLOSE},
     ]
-    result = live_gimp(gimp3, tmp_path, images).batch(live_spec(images, steps), tmp_path).result
+    result = live_gimp(gimp3, tmp_path, images).batch(live_spec(images, steps), tmp_path, STUB_ENV).result
     marks = json.loads((tmp_path / "marks.json").read_text())
     print(f"Stop: worker gone {marks['gone'] - marks['stop']:.2f} s after the key")
     assert marks["gone"] - marks["stop"] < 1.0, "the worker outlived Stop by more than a second"
@@ -136,7 +142,7 @@ def test_stop_leaves_the_image_and_ends_the_worker_within_a_second(gimp3: Gimp3,
 def test_a_finished_run_adds_its_layer(gimp3: Gimp3, images: Path, tmp_path: Path) -> None:
     steps = [{"key": RUN}, {"wait": "applied"}]
     gimp = live_gimp(gimp3, tmp_path, images, size="64", quality='"draft"')
-    result = gimp.batch(live_spec(images, steps), tmp_path).result
+    result = gimp.batch(live_spec(images, steps), tmp_path, STUB_ENV).result
     assert result["status"] == "success", result
     assert [i["name"] for i in result["layers_after"]] == ["Starry Night — style", "Background"]
     assert events(tmp_path, "applied")[0]["early"] is False
@@ -177,6 +183,8 @@ def small_result(info: dict, side: int = 128) -> np.ndarray:
 
 def test_two_styles_from_the_dialog_lie_between_the_one_style_runs(gimp3: Gimp3, images: Path, tmp_path: Path) -> None:
     """The one-style references come from the same engine in this process (same size, quality, seed)."""
+    if gimp3.worker_needle == "stub_worker.py":
+        pytest.skip("the stub worker paints no styles")
     from nst_runtime import stylize
 
     starry, scream = images / "starry_night.jpg", images / "the_scream.jpg"
