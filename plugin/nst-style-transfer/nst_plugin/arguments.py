@@ -130,6 +130,12 @@ def has_style(config: Gimp.ProcedureConfig, n: int = 1) -> bool:
     return config.get_property(f"style-layer{suffix}") is not None or bool(style_file and style_file.get_uri())
 
 
+def blend_weights(config: Gimp.ProcedureConfig) -> list[float]:
+    """The weights of the styles a run would use, first style included (no pixels read)."""
+    extra = [float(config.get_property(f"style-{n}-weight")) for n in EXTRA_STYLES if has_style(config, n)]
+    return [1.0, *(w for w in extra if w > 0)]
+
+
 def resolve_styles(config: Gimp.ProcedureConfig) -> list[StyleChoice]:
     """The first style (required) and the optional second and third ones with a weight above 0."""
     first = _style(config, "")

@@ -36,7 +36,7 @@ gi.require_version("GdkPixbuf", "2.0")
 from gi.repository import GdkPixbuf, Gimp, GimpUi, GLib, GObject, Gtk  # noqa: E402
 
 from . import launch as launching  # noqa: E402
-from .arguments import EXTRA_STYLES, has_style, job_options, resolve_styles, result_name, styles_request  # noqa: E402
+from .arguments import EXTRA_STYLES, blend_weights, job_options, resolve_styles, result_name, styles_request  # noqa: E402
 from .errors import Cancelled, PlugInError  # noqa: E402
 from .layers import add_result_layers, decode_result, inline_image, scaled_rgba, selection_mask  # noqa: E402
 from .worker_client import WorkerProcess, log  # noqa: E402
@@ -173,6 +173,7 @@ class LiveDialog:
         self.applying = False
         self.estimator: WorkerProcess | None = None
         self.estimate_id = 0
+        self.estimate_ready = False  # the estimator has answered once (its speed is known)
         self.estimate_timer = 0
         self.stoppers: list[threading.Thread] = []
         self._build()
@@ -305,6 +306,11 @@ class LiveDialog:
         except PlugInError as exc:
             self._say(str(exc))
             return
+        if self.estimator is not None and not self.estimate_ready:
+            # it is measuring this machine's speed: a run beside it would make it measure slow
+            self.estimator.terminate()
+            self.estimator = None
+            self.estimate.set_text("Estimated time: measured the next time the dialog opens")
         self.pending, self.results, self.applying = list(self.layers), [], False
         self._next_layer()
 
@@ -409,28 +415,16 @@ class LiveDialog:
 
     # ---------------------------------------------------------------- the estimate
 
-    def _query(self) -> dict | None:
-        """The estimate question for the current settings, or None when there is no style yet."""
+    def _query(self) -> dict:
+        """The estimate question for the current settings (the first layer's size)."""
         layer = self.layers[0]
-        styles = 1 + sum(
-            1 for n in EXTRA_STYLES if has_style(self.config, n) and self.config.get_property(f"style-{n}-weight") > 0
-        )
+        weights = blend_weights(self.config)
         options = job_options(self.config)
-        if styles > 1:
-            weights = [1.0] + [
-                float(self.config.get_property(f"style-{n}-weight"))
-                for n in EXTRA_STYLES
-                if has_style(self.config, n) and self.config.get_property(f"style-{n}-weight") > 0
-            ]
+        if len(weights) > 1:
             options["style_blend"] = weights
         self.estimate_id += 1
-        return {
-            "id": self.estimate_id,
-            "width": layer.get_width(),
-            "height": layer.get_height(),
-            "styles": styles,
-            "options": options,
-        }
+        size = {"width": layer.get_width(), "height": layer.get_height()}
+        return {"id": self.estimate_id, **size, "styles": len(weights), "options": options}
 
     def _start_estimator(self) -> None:
         try:
@@ -455,6 +449,8 @@ class LiveDialog:
 
     def _on_estimate(self, msg: dict) -> None:
         answer = msg.get("estimate")
+        if isinstance(answer, dict):
+            self.estimate_ready = True
         if isinstance(answer, dict) and answer.get("id") == self.estimate_id:
             if "error" in answer:
                 self.estimate.set_text(f"No estimate: {answer['error']}")
