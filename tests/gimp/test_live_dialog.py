@@ -123,20 +123,37 @@ def test_apply_now_adds_one_layer_at_once_in_one_undo_step_and_stops_the_worker(
 
 
 def test_stop_leaves_the_image_and_ends_the_worker_within_a_second(gimp3: Gimp3, images: Path, tmp_path: Path) -> None:
+    """With a selection: the preview shows the result inside it and the photo outside; then Stop."""
+    x, y, w, h = 300, 200, 320, 260
     steps = [
+        {"wait": "shown"},
+        {"shot": "before"},
         {"key": RUN},
-        {"wait": "preview", "n": 1},
+        {"wait": "preview", "n": 10},
+        {"shot": "masked"},
         {"key": STOP, "mark": "stop"},
         {"gone": "worker", "mark": "gone"},
         {"key": CLOSE},
     ]
-    result = live_gimp(gimp3, tmp_path, images).batch(live_spec(images, steps), tmp_path, STUB_ENV).result
+    spec = live_spec(images, steps, selection=[x, y, w, h])
+    result = live_gimp(gimp3, tmp_path, images).batch(spec, tmp_path, STUB_ENV).result
     marks = json.loads((tmp_path / "marks.json").read_text())
     print(f"Stop: worker gone {marks['gone'] - marks['stop']:.2f} s after the key")
     assert marks["gone"] - marks["stop"] < 1.0, "the worker outlived Stop by more than a second"
     assert result["status"] == "cancel", result
     assert_untouched(result)
     assert not events(tmp_path, "applied")
+    px, py, pw, ph = events(tmp_path, "preview")[-1]["rect"]
+    f = pw / result["layers_before"][0]["width"]
+    before, masked = (
+        region(shot(tmp_path, "before"), [px, py, pw, ph]),
+        region(shot(tmp_path, "masked"), [px, py, pw, ph]),
+    )
+    inside = (slice(round(y * f) + 4, round((y + h) * f) - 4), slice(round(x * f) + 4, round((x + w) * f) - 4))
+    outside = np.ones(before.shape[:2], bool)
+    outside[round(y * f) - 4 : round((y + h) * f) + 4, round(x * f) - 4 : round((x + w) * f) + 4] = False
+    assert np.abs(masked - before)[inside].mean() > 2, "the preview shows no result inside the selection"
+    assert np.abs(masked - before)[outside].mean() < 1, "the preview shows the result outside the selection"
 
 
 def test_a_finished_run_adds_its_layer(gimp3: Gimp3, images: Path, tmp_path: Path) -> None:
