@@ -6,7 +6,9 @@ and for the targets a scale computes first, each fitted as ``a + b·pixels``), p
 of a fresh process (imports and onnxruntime sessions, as a worker or ``nst`` pays it). It is
 kept in the user cache folder (``NST_CACHE_DIR`` or platformdirs') and measured again when
 the key changes. An estimate then walks ``plan_scales`` — the schedule the engine will run, so
-new presets or early-stop tolerances need nothing here — and adds up the scales.
+new presets or early-stop tolerances need nothing here — and adds up the scales. On a CPU the
+sum is scaled by how busy the machine is now against when it was measured (the load average:
+a run's threads get about cpus / (load + cpus) of the machine).
 
 Front ends: ``nst estimate CONTENT STYLE… [the options of nst]`` and the worker's estimate
 session (docs/worker-protocol.md), which the GIMP dialog keeps open to price every change.

@@ -49,6 +49,7 @@ class Target:
 
     folder: Path
     kind: str  # "given" (--gimp-dir), "GIMP3_DIRECTORY", "linux", "flatpak", "windows", "macos"
+    found: bool = True  # False: no GIMP 3 folder existed, this is the platform's default
 
     @property
     def flatpak(self) -> bool:
@@ -90,7 +91,7 @@ def gimp_targets(
     if targets:
         return targets
     base, kind = bases[0]
-    return [Target(base / "GIMP" / "3.0", kind)]
+    return [Target(base / "GIMP" / "3.0", kind, found=False)]
 
 
 def default_gimp_dir() -> Path:
@@ -272,7 +273,7 @@ def main(argv: list[str]) -> int:
     out: list[str] = []
     try:
         for target in targets:
-            target = Target(target.folder.expanduser().absolute(), target.kind)
+            target = Target(target.folder.expanduser().absolute(), target.kind, target.found)
             versioned = target.kind not in ("given", "GIMP3_DIRECTORY")
             name = KIND_NAMES[target.kind] + (f" {target.folder.name}" if versioned else "")
             out.append(f"{name}: {target.folder}")
@@ -282,6 +283,10 @@ def main(argv: list[str]) -> int:
                 else install_into(target, python, args.link, args.fix_interpreter)
             )
             out += [f"  {line}" for line in done]
+            if not target.found and not args.uninstall:
+                out.append(
+                    "  no GIMP 3 user folder existed yet; for a Flatpak or a GIMP 3.2, start it once and run this again"
+                )
         if not args.uninstall:
             out.append("restart GIMP, then use Filters > Artistic > Neural Style Transfer…")
     except (InstallError, OSError) as exc:

@@ -130,7 +130,8 @@ def test_gimp3_directory_is_the_only_target_when_set(tmp_path: Path) -> None:
 
 
 def test_with_no_gimp_3_folder_yet_the_platforms_3_0_is_made(tmp_path: Path) -> None:
-    assert gimp_install.gimp_targets({}, "linux", tmp_path)[0].folder == tmp_path / ".config" / "GIMP" / "3.0"
+    made = gimp_install.gimp_targets({}, "linux", tmp_path)
+    assert [(t.folder, t.found) for t in made] == [(tmp_path / ".config" / "GIMP" / "3.0", False)]
     assert gimp_install.gimp_targets({"APPDATA": "C:/A"}, "win32", tmp_path)[0].folder == Path("C:/A/GIMP/3.0")
 
 
