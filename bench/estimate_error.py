@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import itertools
 import json
 import os
 import platform
@@ -70,17 +71,23 @@ def real_run(content: Path, styles: list[Path], blend: list[float] | None, optio
     proc.stdin.write(json.dumps(request) + "\n")
     proc.stdin.flush()
     first_step = None
+    scale_starts: list[float] = []  # when each scale's first step was reported
     for line in proc.stdout:
         msg = json.loads(line)
-        if msg.get("event") == "progress" and first_step is None:
-            first_step = time.perf_counter() - started
+        if msg.get("event") == "progress":
+            now = time.perf_counter() - started
+            first_step = now if first_step is None else first_step
+            if msg["scale"] > len(scale_starts):
+                scale_starts.append(now)
         if "done" in msg or "error" in msg:
             seconds = time.perf_counter() - started
             proc.stdin.close()
             proc.wait()
             if "error" in msg:
                 raise SystemExit(f"the run failed: {msg['error']}")
-            return {"seconds": round(seconds, 2), "first_step_s": round(first_step or 0, 2)}
+            bounds = [*scale_starts, seconds]
+            per_scale = [round(b - a, 2) for a, b in itertools.pairwise(bounds)]
+            return {"seconds": round(seconds, 2), "first_step_s": round(first_step or 0, 2), "scales_s": per_scale}
     raise SystemExit("the worker ended without a result")
 
 
@@ -122,6 +129,8 @@ def main() -> None:
             "first_step_s": real["first_step_s"],
             "estimated_startup_s": guess["startup_s"],
             "scales": [(s["width"], s["height"], s["steps"]) for s in guess["scales"]],
+            "estimated_scales_s": [round(s["seconds"], 2) for s in guess["scales"]],
+            "real_scales_s": real["scales_s"],  # from one scale's first step to the next one's (the last: to done)
             "load_before": load_before,
             "load_after": load(),
         }

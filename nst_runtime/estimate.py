@@ -2,8 +2,9 @@
 
 The price list (:class:`Speed`) is measured once per machine, device and runtime version: a few
 objective evaluations through the engine's own evaluator at two sizes (seconds per evaluation,
-and for the targets a scale computes first, each fitted as ``a + b·pixels``), plus the start-up
-of a fresh process (imports and onnxruntime sessions, as a worker or ``nst`` pays it). It is
+and for the targets a scale computes first, each a :class:`Curve` through the two), what a step
+costs beyond its evaluations (the optimiser's vector work per curvature pair), and the
+start-up of a fresh process (imports and onnxruntime sessions, as a worker or ``nst`` pays it). It is
 kept in the user cache folder (``NST_CACHE_DIR`` or platformdirs') and measured again when
 the key changes. An estimate then walks ``plan_scales`` — the schedule the engine will run, so
 new presets or early-stop tolerances need nothing here — and adds up the scales. On a CPU the
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import math
 import os
@@ -36,58 +38,82 @@ from pathlib import Path
 
 from .errors import Cancelled, NSTError
 
-MODEL_VERSION = 1  # bump when what is measured or how it is used changes: old caches are then remeasured
-CALIBRATION_SIDES = (160, 384)  # longest sides of the two 4:3 measuring sizes
+MODEL_VERSION = 2  # bump when what is measured or how it is used changes: old caches are then remeasured
+CALIBRATION_SIDES = (192, 512)  # longest sides of the two 4:3 measuring sizes (512: the default size)
 TIMED_EVALUATIONS = 3  # per size, after one untimed first evaluation
+# Beyond its evaluations a step costs the optimiser's vector work in torch: L-BFGS's two-loop
+# recursion does four image-sized operations (two dot products, two axpys) per curvature pair,
+# and about a dozen more per step (the free-pixel mask, the slope, the line search's point, the
+# new pair): priced here as FIXED_PAIRS_PER_STEP pairs. On a busy machine that is no small
+# thing: under load 12, 40 steps at 128×88 spent 56 s in the two-loop against 21 s evaluating
+# (each small torch operation waits ~17 ms for its threads); on an idle one it is milliseconds.
+# The pairs L-BFGS really holds stay well below its history: failed line searches and refused
+# curvature pairs reset it. Measured on real runs (shipwreck × The Scream, 128×88): 100 steps
+# cost 1.6 s each against 0.5 s evaluating, i.e. about 22 pairs on average, which a history that
+# refills up to 25 gives; 40 steps cost 2.3 s (17 pairs by the same rule, 24 measured).
+TIMED_PAIRS = 20
+FIXED_PAIRS_PER_STEP = 3.0
+EFFECTIVE_HISTORY = 25
+DEFAULT_HISTORY = 100  # L-BFGS pairs kept: the engine's LBFGS_HISTORY, recorded when measuring
 # Evaluations a scale spends beyond one per step: the first evaluation, and the projected
 # L-BFGS's line search where a unit step is refused (2–2.5 measured per scale on draft and
 # normal runs of two photos, docs/benchmarks.md).
 EXTRA_EVALUATIONS_PER_SCALE = 3
 CACHE_NAME = "estimate-speed.json"
 STARTUP_TIMEOUT_S = 600
+CURVES = ("evaluation", "first_evaluation", "targets", "pair")
 
 
 @dataclass(frozen=True)
-class Line:
-    """seconds = a + b · pixels (both non-negative)."""
+class Curve:
+    """Seconds for a pixel count: straight lines through (0, 0) and the measured points, the last
+    one extended beyond the largest point. Cost per pixel grows with size on a CPU (caches), so
+    a line through two points may cross zero; pieces between measured points never do."""
 
-    a: float
-    b: float
+    points: tuple[tuple[float, float], ...]  # (pixels, seconds), pixels increasing
 
     def __call__(self, pixels: float) -> float:
-        return self.a + self.b * pixels
+        knots = [(0.0, 0.0), *self.points]
+        for (p0, t0), (p1, t1) in itertools.pairwise(knots):
+            if pixels <= p1:
+                return t0 + (t1 - t0) * (pixels - p0) / (p1 - p0)
+        (p0, t0), (p1, t1) = knots[-2], knots[-1]
+        slope = (t1 - t0) / (p1 - p0)
+        return t1 + (slope if slope > 0 else t1 / p1) * (pixels - p1)
 
     @classmethod
-    def through(cls, p1: float, t1: float, p2: float, t2: float) -> Line:
-        """The line through two measurements; noise that tilts it downwards falls back to proportional."""
-        b = (t2 - t1) / (p2 - p1)
-        a = t1 - b * p1
-        if b <= 0 or a < 0:
-            return cls(0.0, max(t1 / p1, t2 / p2, 0.0))
-        return cls(a, b)
+    def measured(cls, pixels: list[float], seconds: list[float]) -> Curve:
+        """Through the measurements; noise that makes a larger size cheaper keeps the smaller one's price."""
+        points, most = [], 0.0
+        for p, t in sorted(zip(pixels, seconds, strict=True)):
+            most = max(most, t)
+            points.append((float(p), most))
+        return cls(tuple(points))
 
 
 @dataclass(frozen=True)
 class Speed:
     """This machine's prices: what one evaluation, a scale's targets and a start-up cost."""
 
-    evaluation: Line  # seconds per objective evaluation (forward, loss, gradient)
-    first_evaluation: Line  # extra seconds of the first evaluation at a new size (shape warm-up)
-    targets: Line  # a scale's content and style targets, for one style at the output's area
+    evaluation: Curve  # seconds per objective evaluation (forward, loss, gradient)
+    first_evaluation: Curve  # extra seconds of the first evaluation at a new size (shape warm-up)
+    targets: Curve  # a scale's content and style targets, for one style at the output's area
     startup_s: float  # a fresh process until the sessions are ready
+    pair: Curve  # seconds of the optimiser's vector work per curvature pair and step
     device: str
     key: str
     measured_at: str
     load: float | None = None  # the 1-minute load average while measuring (a busy machine measures slow)
+    history: int = DEFAULT_HISTORY  # the engine's L-BFGS history when measured
 
     def to_json(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_json(cls, data: dict) -> Speed:
-        lines = {name: Line(**data[name]) for name in ("evaluation", "first_evaluation", "targets")}
-        rest = {k: v for k, v in data.items() if k not in lines}
-        return cls(**lines, **rest)
+        curves = {name: Curve(tuple(map(tuple, data[name]["points"]))) for name in CURVES}
+        rest = {k: v for k, v in data.items() if k not in curves}
+        return cls(**curves, **rest)
 
 
 @dataclass(frozen=True)
@@ -261,6 +287,7 @@ def calibrate(
 
     from nst_export import DEFAULT_LAYERS
 
+    from . import engine
     from .evaluate import choose_evaluator
     from .features import get_vgg
     from .objective import ObjectiveBuilder
@@ -269,7 +296,7 @@ def calibrate(
         if cancel is not None and cancel.is_set():
             raise Cancelled("cancelled")
 
-    log("measuring this machine's speed (once, about half a minute)")
+    log("measuring this machine's speed (once, about a minute)")
     load = _load_average()
     vgg = get_vgg(options.weights, options.pooling, DEFAULT_LAYERS, options.device, graphs_dir, log=log)
     rng = np.random.default_rng(0)
@@ -298,19 +325,45 @@ def calibrate(
         evaluation.append(statistics.median(times))
         first.append(max(0.0, first_s - evaluation[-1]))
     check()
+    pair = Curve.measured(pixels, [measure_pair(p, vgg.torch_device) for p in pixels])
+    check()
     startup = measure_startup(options, graphs_dir)
     speed = Speed(
-        evaluation=Line.through(pixels[0], evaluation[0], pixels[1], evaluation[1]),
-        first_evaluation=Line.through(pixels[0], first[0] + 1e-6, pixels[1], first[1] + 2e-6),
-        targets=Line.through(pixels[0], targets[0], pixels[1], targets[1]),
+        evaluation=Curve.measured(pixels, evaluation),
+        first_evaluation=Curve.measured(pixels, first),
+        targets=Curve.measured(pixels, targets),
         startup_s=round(startup, 3),
+        pair=pair,
         device=vgg.device,
         key=speed_key(options),
         measured_at=time.strftime("%Y-%m-%d %H:%M"),
         load=load,
+        history=int(getattr(engine, "LBFGS_HISTORY", DEFAULT_HISTORY)),
     )
     store_speed(speed, path)
     return speed
+
+
+def measure_pair(pixels: int, device) -> float:
+    """Seconds of one L-BFGS curvature pair's work in a step (two dots, two axpys) on an image this large."""
+    import torch
+
+    gen = torch.Generator().manual_seed(2)
+    s, y, q = (torch.rand(3 * pixels, generator=gen).to(device) for _ in range(3))
+    started = time.perf_counter()
+    for _ in range(TIMED_PAIRS):
+        alpha = 1e-3 * float(s @ q)
+        q.add_(y, alpha=-alpha)
+        beta = 1e-3 * float(y @ q)
+        q.add_(s, alpha=alpha - beta)
+    return (time.perf_counter() - started) / TIMED_PAIRS
+
+
+def mean_pairs(steps: int, history: int) -> float:
+    """The curvature pairs L-BFGS holds on average over a scale of this many steps (none at first)."""
+    if steps <= 0:
+        return 0.0
+    return sum(min(i, history) for i in range(steps)) / steps
 
 
 def speed_for(
@@ -365,6 +418,9 @@ def estimate(
             speed.targets(pixels) * targets_factor
             + speed.first_evaluation(pixels)
             + evaluations * speed.evaluation(pixels)
+            + scale.steps
+            * (mean_pairs(scale.steps, min(speed.history, EFFECTIVE_HISTORY)) + FIXED_PAIRS_PER_STEP)
+            * speed.pair(pixels)
         )
         priced.append(ScaleEstimate(scale.height, scale.width, scale.steps, evaluations, seconds))
     if load_now is not None and math.isnan(load_now):
@@ -456,7 +512,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="nst estimate",
         description="How long `nst CONTENT STYLE… [options]` would take on this machine. The speed is "
-        "measured once per machine, device and runtime version (about half a minute) and cached.",
+        "measured once per machine, device and runtime version (about a minute) and cached.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("content", help="the photo (only its size is read)")

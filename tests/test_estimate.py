@@ -16,10 +16,11 @@ from nst_runtime.options import make_options, plan_scales
 from nst_runtime.schedule import Scale
 
 SPEED = est.Speed(
-    evaluation=est.Line(0.01, 2e-6),
-    first_evaluation=est.Line(0.1, 1e-7),
-    targets=est.Line(0.02, 1e-6),
+    evaluation=est.Curve(((10_000, 0.03), (200_000, 0.5))),
+    first_evaluation=est.Curve(((10_000, 0.1), (200_000, 0.12))),
+    targets=est.Curve(((10_000, 0.02), (200_000, 0.3))),
     startup_s=3.0,
+    pair=est.Curve(((10_000, 1e-4), (200_000, 1e-3))),
     device="cpu",
     key="test",
     measured_at="2026-12-01 12:00",
@@ -36,8 +37,16 @@ def test_the_estimate_prices_the_engines_schedule() -> None:
         p = s.height * s.width
         expected += SPEED.targets(p) + SPEED.first_evaluation(p)
         expected += (s.steps + est.EXTRA_EVALUATIONS_PER_SCALE) * SPEED.evaluation(p)
+        pairs = est.mean_pairs(s.steps, est.EFFECTIVE_HISTORY) + est.FIXED_PAIRS_PER_STEP
+        expected += s.steps * pairs * SPEED.pair(p)
     assert result.seconds == pytest.approx(expected)
     assert not result.may_stop_early
+
+
+def test_lbfgs_holds_more_pairs_the_longer_a_scale_runs() -> None:
+    assert est.mean_pairs(0, 100) == 0 and est.mean_pairs(1, 100) == 0
+    assert est.mean_pairs(100, 100) == pytest.approx(49.5)
+    assert est.mean_pairs(300, 100) == pytest.approx((sum(range(100)) + 200 * 100) / 300)
 
 
 def test_more_work_costs_more_time() -> None:
@@ -76,12 +85,13 @@ def test_a_busier_machine_takes_longer_than_when_it_was_measured() -> None:
     assert "now 14.0" in busy.summary()
 
 
-def test_two_noisy_points_never_make_a_negative_price() -> None:
-    assert est.Line.through(100, 2.0, 200, 3.0) == est.Line(1.0, 0.01)
-    steep = est.Line.through(100, 1.0, 200, 3.0)  # would cross zero: proportional through the steeper point
-    assert steep.a == 0 and steep.b == pytest.approx(0.015)
-    falling = est.Line.through(100, 2.0, 200, 1.0)
-    assert falling.a == 0 and falling(200) == pytest.approx(2.0 * 200 / 100)
+def test_prices_run_through_the_measured_points_and_never_fall() -> None:
+    curve = est.Curve.measured([100, 400], [1.0, 7.0])  # superlinear: a line through both would cross zero
+    assert curve(0) == 0 and curve(50) == pytest.approx(0.5) and curve(100) == pytest.approx(1.0)
+    assert curve(400) == pytest.approx(7.0) and curve(800) == pytest.approx(15.0), "the last piece goes on"
+    noisy = est.Curve.measured([100, 400], [2.0, 1.0])  # the larger size measured cheaper: noise
+    assert noisy(400) == pytest.approx(2.0) and noisy(800) == pytest.approx(4.0)
+    assert all(curve(p) < curve(p + 10) for p in range(0, 1000, 50))
 
 
 def test_the_cache_is_keyed_by_machine_device_and_runtime(tmp_path: Path) -> None:
@@ -158,7 +168,7 @@ def test_calibration_measures_this_machine_through_the_engines_evaluator(tmp_pat
     assert messages and "measuring" in messages[0]
     big, small = 512 * 384, 128 * 96
     assert 0 < speed.evaluation(small) < speed.evaluation(big) < 120
-    assert speed.targets(big) > 0 and 0 < speed.startup_s < 300
+    assert speed.targets(big) > 0 and 0 < speed.startup_s < 300 and 0 < speed.pair(big) < 10
     assert speed.device == "cpu"
     assert est.load_speed(make_options(), path) == speed
 
