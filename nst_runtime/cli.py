@@ -137,11 +137,24 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress, only errors")
 
 
+def add_ray_option(p: argparse.ArgumentParser, what: str) -> None:
+    """``--ray [ADDRESS]`` for nst batch and nst video (Ray itself is imported only when it is given)."""
+    p.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        metavar="ADDRESS",
+        help=f"run {what} as tasks on a Ray cluster (pip install 'nst[ray]'); without ADDRESS: "
+        "RAY_ADDRESS, a local 'ray start', or a new local instance",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="nst",
         description="Paint CONTENT in the style of STYLE (Gatys et al.), with VGG running in onnxruntime. "
-        "Other commands: 'nst demo' runs the bundled example; "
+        "Other commands: 'nst demo' runs the bundled example; 'nst batch' stylizes many photos; "
+        "'nst video' stylizes a video or animation without flicker; "
         "'nst estimate CONTENT STYLE [options]' says how long that run would take here; "
         "'nst install-gimp-plugin' installs the GIMP 3 plug-in.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -182,6 +195,10 @@ def main(argv: list[str] | None = None) -> int:
         from .estimate import main as estimate_main
 
         return estimate_main(argv[1:])
+    if argv and argv[0] in ("batch", "video"):
+        from importlib import import_module
+
+        return import_module(f".{argv[0]}", __package__).main(argv[1:])
     if argv and argv[0] == "demo":
         from .demo import main as demo_main
 
@@ -242,19 +259,26 @@ def _run_cancellable(content, styles, options, graphs_dir, say: _Say):
     from .engine import run
 
     cancel = threading.Event()
+    with _signals_set(cancel):
+        return in_thread(
+            lambda: run(content, styles, options, progress=say.event, cancel=cancel, graphs_dir=graphs_dir)
+        )
+
+
+def in_thread(work, name: str = "nst-stylize"):
+    """``work()`` in a worker thread while this one only waits (signal handlers run at once); its result or error."""
     outcome: dict[str, object] = {}
 
     def target() -> None:
         try:
-            outcome["result"] = run(content, styles, options, progress=say.event, cancel=cancel, graphs_dir=graphs_dir)
-        except BaseException as exc:  # handed to the main thread
+            outcome["result"] = work()
+        except BaseException as exc:  # handed to the waiting thread
             outcome["error"] = exc
 
-    thread = threading.Thread(target=target, name="nst-stylize", daemon=True)
-    with _signals_set(cancel):
-        thread.start()
-        while thread.is_alive():
-            thread.join(0.1)
+    thread = threading.Thread(target=target, name=name, daemon=True)
+    thread.start()
+    while thread.is_alive():
+        thread.join(0.1)
     if "error" in outcome:
         raise outcome["error"]  # type: ignore[misc]
     return outcome["result"]
@@ -318,9 +342,10 @@ class _Say:
         else:
             self._write(f"{self.prog}: {event.message}")
 
-    def _progress(self, e) -> None:
+    def _progress(self, e, prefix: str = "") -> None:
         eta = "?" if not math.isfinite(e.eta_s) else time.strftime("%M:%S", time.gmtime(e.eta_s))
-        text = f"{e.message} ({e.width}×{e.height}), loss {e.loss:.4g}, ETA {eta}"
+        loss = f"loss {e.loss:.4g}" if math.isfinite(e.loss) else "shallow layers"
+        text = f"{prefix}{e.message} ({e.width}×{e.height}), {loss}, ETA {eta}"
         if self.tty:
             if self.bar is None:
                 from tqdm import tqdm

@@ -8,6 +8,7 @@ targets computed at that scale. It reports through ``progress`` callbacks and st
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import time
@@ -24,6 +25,7 @@ from . import color
 from .evaluate import Evaluator, choose_evaluator
 from .events import Event, Note, Preview, Progress, Status
 from .features import VGG, get_vgg
+from .graphs import DETAIL_LAYERS
 from .images import ImageData, load_image, to_pil
 from .objective import Objective, ObjectiveBuilder, PixelTerm, resize
 from .optim import Adam, ProjectedLBFGS, minimize
@@ -32,6 +34,8 @@ from .schedule import Scale, plan_scales
 
 ADAM_LR = 0.02
 LBFGS_HISTORY = 100
+
+DETAIL_COST = 0.35  # of a full evaluation, measured at 512×384
 
 ProgressCallback = Callable[[Event], None]
 
@@ -127,7 +131,14 @@ def run(
     )
     controls = _Controls(finish, preview_interval)
     job = _Job(vgg, options, content_img, style_imgs, init_img, emit, controls, pixel_terms)
-    with vgg.cancellable(cancel):
+    if graphs_dir is None and options.optimizer == "lbfgs" and any(s.detail_steps for s in job.scales):
+        job.detail_vgg = get_vgg(
+            options.weights, options.pooling, DETAIL_LAYERS, options.device, log=lambda m: emit(Status(m))
+        )
+    with contextlib.ExitStack() as stack:
+        for model in (vgg, job.detail_vgg):
+            if model is not None:
+                stack.enter_context(model.cancellable(cancel))
         rgb, loss, parts = job.optimise()
     image = _finish(rgb, content_img, options)
     return StylizeResult(
@@ -184,9 +195,10 @@ class _Job:
             tuple(pixel_terms),
         )
         self.init = _to_tensor(init.rgb, self.device) if init is not None else None
-        self.work_total = sum(s.pixels * s.steps for s in self.scales) or 1
+        self.work_total = sum(s.pixels * (s.steps + DETAIL_COST * s.detail_steps) for s in self.scales) or 1
         self.work_done = 0
         self.evaluations = 0
+        self.detail_vgg: VGG | None = None  # the graphs cut after relu3_1, when the schedule has detail passes
         self.opt_started: float | None = None
         self.last_loss = math.nan
         self.last_preview = -math.inf
@@ -240,7 +252,7 @@ class _Job:
         scale = self.scales[index]
         x = x.detach().clone()
         if objective.empty:
-            self._skip(index, scale.steps, x)
+            self._skip(index, scale.steps + DETAIL_COST * scale.detail_steps, x)
             return x, {}
         evaluate = self._counted(choose_evaluator(self.vgg, objective, self.options))
         if scale.steps == 0:
@@ -251,13 +263,15 @@ class _Job:
             return x, parts
         if self.opt_started is None:
             self.opt_started = time.perf_counter()
+        x, detail_done = self._detail_pass(x, objective, index)
         done_before = self.work_done
+        total = scale.detail_steps + scale.steps
 
         def on_step(step: int, loss: float, best: torch.Tensor) -> bool:
             self.last_loss = loss
             self.work_done = done_before + scale.pixels * step
-            self._report(index, step, scale.steps, loss, scale.height, scale.width)
-            self._maybe_preview(best, index, step, scale.steps)
+            self._report(index, detail_done + step, total, loss, scale.height, scale.width)
+            self._maybe_preview(best, index, detail_done + step, total)
             return not self.controls.finishing
 
         result = minimize(evaluate, x, self._optimiser(scale), scale.steps, tolerance=scale.tolerance, on_step=on_step)
@@ -266,6 +280,36 @@ class _Job:
         if result.gamma is not None:
             self.gamma, self.gamma_pixels = result.gamma, scale.pixels
         return result.x, result.parts
+
+    def _detail_pass(self, x: torch.Tensor, objective: Objective, index: int) -> tuple[torch.Tensor, int]:
+        """The scale's opening steps on the shallow style layers alone, through a graph cut after
+        relu3_1 (about 0.35 of a full evaluation).
+
+        An upsampled image lacks the fine detail the deep layers' statistics hinge on: blurring
+        the painting itself by 2× raises its own relu4_1 style loss from 0 to ~3·10⁶. The full
+        objective then spends most of a scale's steps re-growing that detail at full price; the
+        shallow layers grow it for a third of the price, and the full objective starts ~10×
+        lower (measured on the standard job: docs/benchmarks.md).
+        """
+        scale = self.scales[index]
+        detail = objective.restricted(DETAIL_LAYERS)
+        vgg = self.detail_vgg if scale.detail_steps and detail.styles else None
+        if vgg is None:  # Adam, or a graph folder of the user's own (it holds only the full set)
+            self.work_done += scale.pixels * DETAIL_COST * scale.detail_steps
+            return x, 0
+        evaluate = self._counted(choose_evaluator(vgg, detail, self.options))
+        done_before = self.work_done
+        total = scale.detail_steps + scale.steps
+
+        def on_step(step: int, loss: float, best: torch.Tensor) -> bool:
+            self.work_done = done_before + scale.pixels * DETAIL_COST * step
+            self._report(index, step, total, math.nan, scale.height, scale.width, phase="detail")
+            self._maybe_preview(best, index, step, total)
+            return not self.controls.finishing
+
+        result = minimize(evaluate, x, self._optimiser(scale), scale.detail_steps, on_step=on_step)
+        self.work_done = done_before + scale.pixels * DETAIL_COST * scale.detail_steps
+        return result.x, result.steps
 
     def _maybe_preview(self, x: torch.Tensor, index: int, step: int, steps: int) -> None:
         interval = self.controls.preview_interval
@@ -277,18 +321,22 @@ class _Job:
             rgb = color.recombine_luminance(rgb, resize_array(self.content_rgb, rgb.shape[0], rgb.shape[1]))
         self.emit(Preview(rgb, index + 1, len(self.scales), step, steps))
 
-    def _skip(self, index: int, steps: int, x: torch.Tensor, report: bool = True) -> None:
+    def _skip(self, index: int, steps: float, x: torch.Tensor, report: bool = True) -> None:
         """Count steps that will not run as done, so the progress still reaches the scale's end."""
         self.work_done += x.shape[2] * x.shape[3] * steps
         if report:
             total = self.scales[index].steps
             self._report(index, total, total, self.last_loss, x.shape[2], x.shape[3])
 
-    def _report(self, index: int, step: int, steps: int, loss: float, height: int, width: int) -> None:
+    def _report(
+        self, index: int, step: int, steps: int, loss: float, height: int, width: int, phase: str = "optimise"
+    ) -> None:
         elapsed = time.perf_counter() - (self.opt_started or time.perf_counter())
         fraction = min(1.0, self.work_done / self.work_total)
         eta = elapsed / fraction * (1 - fraction) if fraction > 0 else math.nan
-        self.emit(Progress(index + 1, len(self.scales), step, steps, loss, fraction, eta, elapsed, height, width))
+        self.emit(
+            Progress(index + 1, len(self.scales), step, steps, loss, fraction, eta, elapsed, height, width, phase)
+        )
 
 
 @dataclass

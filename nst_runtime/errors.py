@@ -7,3 +7,13 @@ class NSTError(Exception):
 
 class Cancelled(Exception):
     """The caller asked the run to stop (Ctrl-C, SIGTERM, GIMP's cancel, a threading.Event)."""
+
+
+def describe_failure(exc: BaseException) -> str:
+    """One line for the user whatever went wrong: ours as is, memory with advice, the rest by type."""
+    if isinstance(exc, NSTError):
+        return str(exc)
+    if isinstance(exc, MemoryError):
+        return "not enough memory for this size: try a smaller size"
+    text = str(exc).strip()
+    return f"unexpected {type(exc).__name__}: {text.splitlines()[0] if text else ''}"

@@ -478,7 +478,7 @@ def answer(spec: object, speed_of: Callable[[object], Speed]) -> dict:
 def serve(request: dict, send: Callable[[dict], None], stream, cancel: threading.Event) -> dict:
     """Answer the request's query, then one reply per ``{"estimate": …}`` line until stdin ends."""
     from .events import Status
-    from .worker import Commands, event_json
+    from .worker import Commands, _event_json
 
     queries: queue.Queue[object] = queue.Queue()
     commands = Commands(stream, threading.Event(), cancel, on_eof=lambda: queries.put(None))
@@ -489,7 +489,7 @@ def serve(request: dict, send: Callable[[dict], None], stream, cancel: threading
     def speed_of(options) -> Speed:
         key = speed_key(options)
         if key not in speeds:
-            speeds[key] = speed_for(options, log=lambda m: send(event_json(Status(m))), cancel=cancel)
+            speeds[key] = speed_for(options, log=lambda m: send(_event_json(Status(m))), cancel=cancel)
         return speeds[key]
 
     count = 0

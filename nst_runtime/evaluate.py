@@ -88,11 +88,12 @@ def fused_inputs(vgg: VGG, objective: Objective) -> dict[str, torch.Tensor] | No
         by_layer[term.layer] = term
     device = vgg.torch_device
     inputs: dict[str, torch.Tensor] = {}
+    content_weight = 0.0
     if objective.content is not None:
         inputs["content_target"], content_weight = objective.content.target, objective.content.weight
-    else:
+    elif content_layer is not None:
         shape = output_shape(vgg.graphs.plan, content_layer, objective.height, objective.width)
-        inputs["content_target"], content_weight = torch.zeros(shape, device=device), 0.0
+        inputs["content_target"] = torch.zeros(shape, device=device)
     weights = []
     for layer in style_layers:
         term = by_layer.get(layer)

@@ -40,11 +40,13 @@ class Progress:
     elapsed_s: float
     height: int
     width: int
+    phase: str = "optimise"  # or "detail": the scale's opening pass on shallow layers (loss then NaN)
     kind: str = "progress"
 
     @property
     def message(self) -> str:
-        return f"scale {self.scale}/{self.scales}, step {self.step}/{self.steps}"
+        detail = " (detail pass)" if self.phase == "detail" else ""
+        return f"scale {self.scale}/{self.scales}, step {self.step}/{self.steps}{detail}"
 
     def to_json(self) -> dict:
         data = asdict(self)

@@ -13,6 +13,9 @@ from nst_export.pipeline import current_graphs
 
 from .errors import NSTError
 
+#: The graphs of each scale's detail pass, cut after relu3_1: about a third of a full evaluation.
+DETAIL_LAYERS = ("relu1_1", "relu2_1", "relu3_1")
+
 
 @dataclass(frozen=True)
 class GraphSet:

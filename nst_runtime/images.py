@@ -240,26 +240,41 @@ def to_pil(rgb: np.ndarray, alpha: np.ndarray | None) -> Image.Image:
     return Image.fromarray(np.dstack([rgb8, alpha]), "RGBA")
 
 
-def save_image(image: Image.Image, path: str | os.PathLike) -> list[str]:
-    """Write atomically (temp file + rename) in the format of the extension; return notes."""
-    path = Path(path)
-    fmt = output_format(path)
+def encode_image(image: Image.Image, fmt: str) -> tuple[bytes, list[str]]:
+    """The file's bytes in ``fmt`` (a Pillow format name), and notes about what the format dropped."""
     notes = []
     if image.mode == "RGBA" and fmt in FORMATS_WITHOUT_ALPHA:
         image = image.convert("RGB")
         notes.append(f"{fmt} has no alpha channel: the result's transparency was dropped")
+    buffer = io.BytesIO()
+    try:
+        image.save(buffer, format=fmt, **({"quality": 95} if fmt in ("JPEG", "WEBP") else {}))
+    except (OSError, ValueError) as exc:
+        raise NSTError(f"cannot encode the result as {fmt}: {_short(exc)}") from None
+    return buffer.getvalue(), notes
+
+
+def write_atomically(data: bytes, path: str | os.PathLike) -> None:
+    """The file appears complete or not at all (temp file + rename)."""
+    path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            image.save(f, format=fmt, **({"quality": 95} if fmt in ("JPEG", "WEBP") else {}))
+            f.write(data)
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
-    except (OSError, ValueError) as exc:
+    except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
         raise NSTError(f"cannot write {path}: {_short(exc)}") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def save_image(image: Image.Image, path: str | os.PathLike) -> list[str]:
+    """Write atomically in the format of the extension; return notes."""
+    data, notes = encode_image(image, output_format(Path(path)))
+    write_atomically(data, path)
     return notes
 
 

@@ -78,6 +78,11 @@ class Objective:
     def empty(self) -> bool:
         return not self.layers and not self.pixel
 
+    def restricted(self, layers: Sequence[str]) -> Objective:
+        """The style terms on ``layers`` and the pixel terms only: the detail pass's objective."""
+        styles = tuple(t for t in self.styles if t.layer in layers)
+        return Objective(self.height, self.width, None, styles, self.pixel)
+
     def feature_losses(self, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Content and style parts from VGG features (torch, differentiable): the reference formulas."""
         zero = next(iter(features.values())).new_zeros(()) if features else torch.zeros(())

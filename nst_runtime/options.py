@@ -49,6 +49,7 @@ class Options:
     weights: str = "vgg19"
     pooling: str = "max"
     fused: bool = True  # use the fused loss-and-gradient graph when the objective is its built-in one
+    scales: int | None = None  # coarse-to-fine scale count (None: from the preset; 1: the full size only)
 
     def validate(self, n_styles: int) -> Options:
         _choice("quality", self.quality, QUALITIES)
@@ -68,6 +69,8 @@ class Options:
             raise NSTError(f"style-scale must be between 0.05 and 8, got {self.style_scale}")
         if self.steps is not None and (not self.steps or any(not isinstance(s, int) or s < 0 for s in self.steps)):
             raise NSTError(f"steps must be non-negative integers, got {list(self.steps)}")
+        if self.scales is not None and (not isinstance(self.scales, int) or self.scales < 1):
+            raise NSTError(f"scales must be a positive integer, got {self.scales!r}")
         if n_styles < 1:
             raise NSTError("at least one style image is needed")
         if self.style_blend is not None:

@@ -22,7 +22,7 @@ def start(weights: str = "vgg19", pooling: str = "max", device: str = "auto", gr
 
     # Imports happen here, on the calling thread: two threads importing numpy at once can break
     # its initialisation ("partially initialized module"). The thread then only does C++ work.
-    from .graphs import existing_graphs
+    from .graphs import DETAIL_LAYERS, existing_graphs
     from .sessions import create_session
 
     def warm() -> None:
@@ -32,5 +32,10 @@ def start(weights: str = "vgg19", pooling: str = "max", device: str = "auto", gr
                 return
             _, used = create_session(graphs.feature_path, device)
             create_session(graphs.fused_path, used)
+            if graphs_dir is None:  # the detail pass opens every scale after the first
+                detail = existing_graphs(weights, pooling, DETAIL_LAYERS)
+                if detail is not None:
+                    create_session(detail.feature_path, used)
+                    create_session(detail.fused_path, used)
 
     threading.Thread(target=warm, name="nst-prewarm", daemon=True).start()

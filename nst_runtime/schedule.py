@@ -26,6 +26,8 @@ class QualityPreset:
     coarse_steps: int
     final_steps: int
     scale_ratio: float  # between consecutive scales' longest sides
+    detail_steps: int = 0  # steps of the detail pass that opens every scale after the first
+    tolerance: float = 0.0  # a scale stops once its relative decrease per step falls below this
 
 
 PRESETS: dict[str, QualityPreset] = {
@@ -43,6 +45,7 @@ class Scale:
     width: int
     steps: int  # at most; a scale may stop earlier (see ``tolerance``)
     tolerance: float = 0.0  # stop when the relative decrease per step falls below this (0: never)
+    detail_steps: int = 0  # steps on the shallow style layers alone before the full objective (see engine)
 
     def __iter__(self) -> Iterator[int]:
         return iter((self.height, self.width, self.steps))
@@ -76,14 +79,17 @@ def scale_sizes(
 
 
 def plan_scales(options: Options, height: int, width: int) -> list[Scale]:
-    """The scales from the quality preset, or from explicit steps (which never stop early)."""
+    """The scales from the quality preset, or from explicit steps (exactly those: no early stop,
+    no detail pass)."""
     preset = PRESETS[options.quality]
     if options.steps is not None and len(options.steps) > 1:
         sizes = scale_sizes(height, width, preset.scale_ratio, count=len(options.steps))
         return [Scale(h, w, s) for (h, w), s in zip(sizes, options.steps, strict=True)]
-    sizes = scale_sizes(height, width, preset.scale_ratio)
+    sizes = scale_sizes(height, width, preset.scale_ratio, count=options.scales)
     if options.steps is not None:
-        steps = [options.steps[0]] * len(sizes)
-    else:
-        steps = [preset.coarse_steps] * (len(sizes) - 1) + [preset.final_steps]
-    return [Scale(h, w, s) for (h, w), s in zip(sizes, steps, strict=True)]
+        return [Scale(h, w, options.steps[0]) for h, w in sizes]
+    steps = [preset.coarse_steps] * (len(sizes) - 1) + [preset.final_steps]
+    return [
+        Scale(h, w, s, preset.tolerance, preset.detail_steps if i > 0 else 0)
+        for i, ((h, w), s) in enumerate(zip(sizes, steps, strict=True))
+    ]

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO
 
-from .errors import Cancelled, NSTError
+from .errors import Cancelled, NSTError, describe_failure
 
 EXIT_ERROR = 1
 EXIT_CANCELLED = 130
@@ -276,8 +276,13 @@ class Commands:
             log(f"ignoring unknown command {command!r}")
 
 
-def main() -> int:
-    cancel, finish = threading.Event(), threading.Event()
+def serve(job: Callable[[_Out, threading.Event], dict]) -> int:
+    """Run ``job(out, cancel)`` in a thread and end with its one final line: done, error or cancelled.
+
+    The main thread only waits, so SIGTERM/SIGINT set ``cancel`` at once; the job's return value
+    is the "done" object. Shared by this worker (stylize and estimate requests) and the frame worker.
+    """
+    cancel = threading.Event()
     out = _Out(on_gone=cancel.set)
     import signal
 
@@ -287,31 +292,7 @@ def main() -> int:
 
     def work() -> None:
         try:
-            request = load_request(read_request(sys.stdin.buffer))
-            if "estimate" in request and "content" not in request:
-                from .estimate import serve
-
-                outcome["done"] = serve(request, out.send, sys.stdin.buffer, cancel)
-                return
-            job = parse_job(request)
-            # protocol 2: stdin closing means the front end is gone, and nobody would take the result
-            Commands(sys.stdin.buffer, finish, cancel, on_eof=cancel.set if job.protocol >= 2 else None).start()
-            from . import prewarm
-
-            prewarm.start(job.options.weights, job.options.pooling, job.options.device)
-            from .engine import run
-
-            progress = _progress_sender(out.send, job.preview)
-            result = run(
-                job.content,
-                job.styles,
-                job.options,
-                progress=progress,
-                cancel=cancel,
-                finish=finish,
-                preview_interval=job.preview.interval_s if job.preview else None,
-            )
-            outcome["done"] = _done(result, job.out_path)
+            outcome["done"] = job(out, cancel)
         except BaseException as exc:
             outcome["error"] = exc
 
@@ -332,18 +313,38 @@ def main() -> int:
     if isinstance(exc, Cancelled):
         out.send({"error": "cancelled"})
         return EXIT_CANCELLED
-    out.send({"error": error_message(exc)})
+    out.send({"error": describe_failure(exc)})
     return EXIT_ERROR
 
 
-def error_message(exc: BaseException | None) -> str:
-    """The one line a front end shows for a failure."""
-    if isinstance(exc, NSTError):
-        return str(exc)
-    if isinstance(exc, MemoryError):
-        return "not enough memory for this size: try a smaller size"
-    text = str(exc).splitlines()[0] if exc is not None and str(exc) else ""
-    return f"unexpected {type(exc).__name__}: {text}"
+def main() -> int:
+    def job(out: _Out, cancel: threading.Event) -> dict:
+        request = load_request(read_request(sys.stdin.buffer))
+        if "estimate" in request and "content" not in request:
+            from .estimate import serve as serve_estimates
+
+            return serve_estimates(request, out.send, sys.stdin.buffer, cancel)
+        parsed = parse_job(request)
+        finish = threading.Event()
+        # protocol 2: stdin closing means the front end is gone, and nobody would take the result
+        Commands(sys.stdin.buffer, finish, cancel, on_eof=cancel.set if parsed.protocol >= 2 else None).start()
+        from . import prewarm
+
+        prewarm.start(parsed.options.weights, parsed.options.pooling, parsed.options.device)
+        from .engine import run
+
+        result = run(
+            parsed.content,
+            parsed.styles,
+            parsed.options,
+            progress=_progress_sender(out.send, parsed.preview),
+            cancel=cancel,
+            finish=finish,
+            preview_interval=parsed.preview.interval_s if parsed.preview else None,
+        )
+        return _done(result, parsed.out_path)
+
+    return serve(job)
 
 
 def _progress_sender(send: Callable[[dict], None], preview: PreviewSpec | None) -> Callable[[object], None]:
@@ -360,12 +361,12 @@ def _progress_sender(send: Callable[[dict], None], preview: PreviewSpec | None) 
             last_preview[0] = now
             send(preview_json(event, preview.max_side))
         else:
-            send(event_json(event))
+            send(_event_json(event))
 
     return progress
 
 
-def event_json(event) -> dict:
+def _event_json(event) -> dict:
     if event.kind == "progress":
         data = {k: (v if not isinstance(v, float) or math.isfinite(v) else None) for k, v in event.to_json().items()}
         data["event"] = data.pop("kind")
@@ -409,11 +410,16 @@ def _done(result, out_path) -> dict:
     return {"width": width, "height": height, "rgba": base64.b64encode(rgba).decode("ascii"), **extra}
 
 
-if __name__ == "__main__":
+def exit_with(main: Callable[[], int]) -> None:
+    """Run a worker's main and leave at once: neither wait for a cancelled engine thread nor for torch's teardown."""
     code = EXIT_ERROR
     try:
         code = main()
     finally:
         with contextlib.suppress(OSError):
             sys.stderr.flush()
-        os._exit(code)  # neither wait for a cancelled engine thread nor for torch's slow teardown
+        os._exit(code)
+
+
+if __name__ == "__main__":
+    exit_with(main)

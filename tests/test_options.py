@@ -55,3 +55,19 @@ def test_compute_size_caps_the_longest_side_and_keeps_small_images_usable():
     assert compute_size(100, 80, 512) == (100, 80)
     assert compute_size(1, 1, 512) == (32, 32)
     assert compute_size(10, 5000, 512) == (32, 512)
+
+
+def test_a_run_can_ask_for_the_full_size_only():
+    """Frames after the first start from the warped previous result: a coarse scale would blur it."""
+    assert [tuple(s) for s in plan_scales(make_options(steps=30, scales=1), 200, 300)] == [(200, 300, 30)]
+    assert len(plan_scales(make_options(scales=3), 200, 300)) == 3
+    with pytest.raises(NSTError, match="scales"):
+        make_options(scales=0).validate(1)
+
+
+def test_presets_open_every_scale_but_the_first_with_a_detail_pass():
+    plan = plan_scales(make_options(quality="draft"), 384, 512)
+    assert plan[0].detail_steps == 0
+    assert all(s.detail_steps == plan[-1].detail_steps for s in plan[1:])
+    explicit = plan_scales(make_options(steps=(5, 5, 5)), 384, 512)
+    assert all(s.detail_steps == 0 and s.tolerance == 0 for s in explicit)  # explicit steps are exactly those

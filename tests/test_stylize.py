@@ -187,3 +187,40 @@ def test_a_style_already_at_the_working_size_is_not_resampled():
     assert style_size(style, 384, 512, 1.0) == (351, 562)
     assert style_size(style, 192, 256, 1.0) == (175, 281)
     assert style_size(style, 384, 512, 1.5) == (526, 842)
+
+
+def test_the_detail_pass_reports_its_steps_and_can_be_cancelled(content, style, monkeypatch):
+    """Scales after the first open with steps on the shallow layers (their loss is not the
+    objective's, so it is reported as NaN); progress stays continuous; cancel reaches them too."""
+    import math
+
+    from nst_runtime import schedule
+
+    monkeypatch.setitem(schedule.PRESETS, "draft", schedule.QualityPreset(4, 3, 2.0, detail_steps=3))
+    events = []
+    result = run(content, [style], make_options(size=128, quality="draft", scales=2), progress=events.append)
+    progress = [e for e in events if e.kind == "progress"]
+    assert [(e.scale, e.step, e.phase) for e in progress if e.scale == 2][:4] == [
+        (2, 1, "detail"), (2, 2, "detail"), (2, 3, "detail"), (2, 4, "optimise")
+    ]  # fmt: skip
+    assert all(math.isnan(e.loss) == (e.phase == "detail") for e in progress)
+    assert all(e.steps == 6 for e in progress if e.scale == 2)
+    fractions = [e.fraction for e in progress]
+    assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)
+    assert math.isfinite(result.loss)
+
+    monkeypatch.setitem(schedule.PRESETS, "draft", schedule.QualityPreset(1, 5, 2.0, detail_steps=10_000))
+    cancel = threading.Event()
+
+    def cancel_in_the_detail_pass(event):
+        if event.kind == "progress" and event.phase == "detail" and event.step == 3:
+            cancel.set()
+
+    with pytest.raises(Cancelled):
+        run(
+            content,
+            [style],
+            make_options(size=128, quality="draft", scales=2),
+            progress=cancel_in_the_detail_pass,
+            cancel=cancel,
+        )

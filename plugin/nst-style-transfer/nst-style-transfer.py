@@ -16,11 +16,12 @@ import gi
 
 gi.require_version("Gimp", "3.0")
 from gi.repository import Gimp  # noqa: E402
-from nst_plugin import stylize  # noqa: E402
+from nst_plugin import frames, stylize  # noqa: E402
 
 # procedure name -> its factory(plugin, name); each procedure lives in its own nst_plugin module
 PROCEDURES = {
-    stylize.PROC_NAME: stylize.create,
+    stylize.PROC_NAME: stylize.create,  # Filters > Artistic > Neural Style Transfer…
+    frames.PROC_NAME: frames.create,  # Filters > Animation > Neural Style Transfer (frames)…
 }
 
 

@@ -39,6 +39,7 @@ def describe(image, phase, out_dir):
                 "has_mask": layer.get_mask() is not None,
                 "visible": layer.get_visible(),
                 "pixels": path,
+                "children": [c.get_name() for c in layer.get_children()] if layer.is_group() else None,
             }
         )
     return infos
@@ -61,8 +62,8 @@ def wait_for_layers(image, count, timeout=60):
         time.sleep(0.1)
 
 
-def registration():
-    proc = Gimp.get_pdb().lookup_procedure(PROC)
+def registration(name=PROC):
+    proc = Gimp.get_pdb().lookup_procedure(name)
     if proc is None:
         return {"registered": False}
     choices = {}
@@ -152,13 +153,63 @@ def stylize(spec, result):
         image.delete()
 
 
+def frames(spec, result):
+    """A 4-layer animation of the photo panning; the frames procedure over it (bottom layer = frame 1)."""
+    width, height = spec["size"]
+    image = Gimp.Image.new(width, height, Gimp.ImageBaseType.RGB)
+    if spec.get("gui") == "undo":
+        image.undo_enable()
+    for t in range(spec["frames"]):
+        layer = Gimp.file_load_layer(Gimp.RunMode.NONINTERACTIVE, image, Gio.File.new_for_path(spec["content"]))
+        layer.scale(width + 3 * spec["frames"], height, False)
+        layer.set_offsets(-3 * t, 0)
+        layer.set_name(f"Frame {t + 1} (100ms) (replace)")
+        image.insert_layer(layer, None, 0)
+    image.clean_all()
+    result["layers_before"] = describe(image, "before", spec["out_dir"])
+    if spec.get("gui") == "undo":
+        Gimp.Display.new(image)
+        Gimp.displays_flush()
+    proc = Gimp.get_pdb().lookup_procedure(PROC + "-frames")
+    config = proc.create_config()
+    config.set_property("run-mode", Gimp.RunMode.NONINTERACTIVE)
+    config.set_property("image", image)
+    for name, value in spec.get("args", {}).items():
+        config.set_property(name, Gio.File.new_for_path(value) if name == "style-file" else value)
+    returned = proc.run(config)
+    result["status"] = returned.index(0).value_nick
+    result["message"] = returned.index(1) if returned.length() > 1 else None
+    result["layers_after"] = describe(image, "after", spec["out_dir"])
+    group = image.get_layers()[0]
+    if group.is_group():
+        result["group_frames"] = [
+            describe_one(layer, f"frame-{i}", spec["out_dir"]) for i, layer in enumerate(group.get_children())
+        ]
+    if spec.get("gui") == "undo":
+        handshake(spec["out_dir"], "ready-for-undo", "undone")
+        result["layers_undone"] = describe(image, "undone", spec["out_dir"])
+    else:
+        image.delete()
+
+
+def describe_one(layer, name, out_dir):
+    w, h = layer.get_width(), layer.get_height()
+    path = os.path.join(out_dir, f"{name}.rgba")
+    data = layer.get_buffer().get(Gegl.Rectangle.new(0, 0, w, h), 1.0, "R'G'B'A u8", Gegl.AbyssPolicy.CLAMP)
+    with open(path, "wb") as f:
+        f.write(bytes(data))
+    return {"name": layer.get_name(), "width": w, "height": h, "pixels": path}
+
+
 def main():
     with open(os.environ["NST_BATCH_SPEC"], encoding="utf-8") as f:
         spec = json.load(f)
     result = {}
     try:
         if spec["action"] == "registration":
-            result.update(registration())
+            result.update(registration(spec.get("proc", PROC)))
+        elif spec["action"] == "frames":
+            frames(spec, result)
         else:
             stylize(spec, result)
     except Exception:

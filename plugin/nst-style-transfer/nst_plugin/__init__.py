@@ -8,7 +8,9 @@
 - ``arguments``: the procedure's PDB arguments and the worker request built from them.
 - ``batch``: the non-interactive run (scripts, batch mode): no dialog, the final result only.
 - ``dialog``: the live dialog (preview, Run / Apply now / Stop / Close, the time estimate).
+- ``pdb``: PDB return values (every failure a status with a message).
 - ``stylize``: the stylize procedure, tying them together.
+- ``frames``: Filters > Animation > Neural Style Transfer (frames)… on the frame worker.
 
 Only the entry file (``nst-style-transfer.py``) and the modules that say so import ``gi``.
 """

@@ -2,9 +2,9 @@
 
 Today's arguments keep their names, order and defaults; the optional second and third styles
 are appended after them, so scripts written for the one-style procedure run unchanged.
-Other procedures of the plug-in (frames, regions) declare the same run arguments with
-:func:`add_run_arguments` and build their requests with :func:`styles_request` and
-:func:`job_options`.
+Other procedures of the plug-in (frames, regions) declare the first style and the options with
+:func:`add_style_arguments` (or everything with :func:`add_run_arguments`) and build their
+requests with :func:`resolve_styles`, :func:`styles_request` and :func:`job_options`.
 """
 
 from __future__ import annotations
@@ -58,8 +58,8 @@ def _add_style(procedure: Gimp.Procedure, suffix: str, which: str) -> None:
     )
 
 
-def add_run_arguments(procedure: Gimp.Procedure) -> None:
-    """Every argument of a stylize run, in the PDB order scripts rely on."""
+def add_style_arguments(procedure: Gimp.Procedure) -> None:
+    """The first style and the run's options (every procedure of the plug-in takes these)."""
     rw = GObject.ParamFlags.READWRITE
     _add_style(procedure, "", "the style to paint in")
     procedure.add_double_argument("strength", "S_trength", "How strongly the style shows (0-1)", 0.0, 1.0, 0.5, rw)
@@ -74,6 +74,12 @@ def add_run_arguments(procedure: Gimp.Procedure) -> None:
     )
     procedure.add_int_argument("seed", "S_eed", "Random seed", 0, 2**31 - 1, 0, rw)
     procedure.add_choice_argument("device", "_Device", "Where the computation runs", _choice(DEVICES), "auto", rw)
+
+
+def add_run_arguments(procedure: Gimp.Procedure) -> None:
+    """Every argument of a stylize run, in the PDB order scripts rely on."""
+    rw = GObject.ParamFlags.READWRITE
+    add_style_arguments(procedure)
     procedure.add_boolean_argument(
         "use-selection",
         "Limit to the selectio_n",
@@ -124,8 +130,10 @@ def _style(config: Gimp.ProcedureConfig, suffix: str) -> tuple[dict, str] | None
 
 
 def has_style(config: Gimp.ProcedureConfig, n: int = 1) -> bool:
-    """Whether style slot n names a layer or a file (no pixels read)."""
+    """Whether style slot n exists in this procedure and names a layer or a file (no pixels read)."""
     suffix = "" if n == 1 else f"-{n}"
+    if config.find_property(f"style-layer{suffix}") is None:
+        return False
     style_file = config.get_property(f"style-file{suffix}")
     return config.get_property(f"style-layer{suffix}") is not None or bool(style_file and style_file.get_uri())
 
@@ -143,6 +151,8 @@ def resolve_styles(config: Gimp.ProcedureConfig) -> list[StyleChoice]:
         raise PlugInError("no style given: choose a style layer or a style file", "CALLING_ERROR")
     styles = [StyleChoice(first[0], first[1], 1.0)]
     for n in EXTRA_STYLES:
+        if not has_style(config, n):
+            continue
         weight = float(config.get_property(f"style-{n}-weight"))
         if weight <= 0:
             continue

@@ -475,6 +475,17 @@ class LiveDialog:
                 self.estimate.set_text(f"No estimate: {exc}")
 
 
+def ask(procedure: Gimp.Procedure, config: Gimp.ProcedureConfig, title: str) -> bool:
+    """A plain modal dialog (one widget per argument, OK/Cancel) for procedures without a live view."""
+    GimpUi.init(procedure.get_name())
+    dialog = GimpUi.ProcedureDialog.new(procedure, config, title)
+    dialog.get_spin_scale("strength", 1.0)
+    dialog.fill(None)
+    accepted = dialog.run()
+    dialog.destroy()
+    return accepted
+
+
 def run_dialog(
     procedure: Gimp.Procedure, config: Gimp.ProcedureConfig, image: Gimp.Image, layers: list[Gimp.Layer]
 ) -> Gimp.PDBStatusType:

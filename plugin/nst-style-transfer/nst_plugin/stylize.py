@@ -6,25 +6,18 @@ Repeat) runs to the end with GIMP's progress and adds the final result, as it al
 
 from __future__ import annotations
 
-import traceback
-
 import gi
 
 gi.require_version("Gimp", "3.0")
-from gi.repository import Gimp, GLib  # noqa: E402
+from gi.repository import Gimp  # noqa: E402
 
 from .arguments import add_run_arguments  # noqa: E402
 from .batch import stylize_layers  # noqa: E402
-from .errors import Cancelled, PlugInError  # noqa: E402
+from .errors import PlugInError  # noqa: E402
+from .pdb import run_reporting  # noqa: E402
 from .worker_client import log  # noqa: E402
 
 PROC_NAME = "python-fu-nst-style-transfer"
-
-
-def error_values(procedure: Gimp.Procedure, status: str, message: str) -> Gimp.ValueArray:
-    """Return values that carry a message: GIMP shows it, and PDB callers get it as index 1."""
-    error = GLib.Error.new_literal(Gimp.PlugIn.error_quark(), message, 0)
-    return procedure.new_return_values(getattr(Gimp.PDBStatusType, status), error)
 
 
 def selected_layers(drawables: list[Gimp.Drawable]) -> list[Gimp.Layer]:
@@ -44,27 +37,18 @@ def run(
     run_data: object,
 ) -> Gimp.ValueArray:
     """Validate, then the dialog (interactive) or a run to the end; every failure becomes a PDB status."""
-    try:
+
+    def work() -> Gimp.PDBStatusType:
         layers = selected_layers(drawables)
         if run_mode == Gimp.RunMode.INTERACTIVE:
             from .dialog import run_dialog  # GTK only where a dialog is shown
 
-            status = run_dialog(procedure, config, image, layers)
-            return procedure.new_return_values(status, GLib.Error())
+            return run_dialog(procedure, config, image, layers)
         added = stylize_layers(image, layers, config)
         log("added " + ", ".join(repr(layer.get_name()) for layer in added))
-        return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())
-    except Cancelled:
-        Gimp.progress_end()
-        return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
-    except PlugInError as exc:
-        log(f"error: {exc}")
-        Gimp.progress_end()
-        return error_values(procedure, exc.status, str(exc))
-    except Exception as exc:  # GIMP shows nothing for an uncaught exception: report it
-        traceback.print_exc()
-        Gimp.progress_end()
-        return error_values(procedure, "EXECUTION_ERROR", f"{type(exc).__name__}: {exc}")
+        return Gimp.PDBStatusType.SUCCESS
+
+    return run_reporting(procedure, work)
 
 
 def create(plugin: Gimp.PlugIn, name: str) -> Gimp.Procedure:

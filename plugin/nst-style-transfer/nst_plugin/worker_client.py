@@ -46,9 +46,13 @@ def _parse(raw: bytes) -> dict | None:
 
 
 class WorkerProcess:
-    """A started worker; ``request`` goes out at once (the worker reads its first line)."""
+    """A started worker; ``request`` goes out at once (the worker reads its first line).
 
-    def __init__(self, launch: launching.Launch, request: dict) -> None:
+    ``stdin_open=False`` speaks protocol 1 instead: the request, then stdin closed (for workers
+    that read their request to the end of stdin, as the frame worker does).
+    """
+
+    def __init__(self, launch: launching.Launch, request: dict, stdin_open: bool = True) -> None:
         self.launch = launch
         launching.check_can_start(launch.host)
         log("running " + " ".join(launch.argv))
@@ -62,7 +66,9 @@ class WorkerProcess:
         self.final: dict | None = None
         self.stopping = False  # stop() was called: however it ends, it was a cancel
         self._outbox: queue.Queue[bytes | None] = queue.Queue()
-        self._outbox.put(json.dumps({"protocol": PROTOCOL, **request}).encode() + b"\n")
+        self._outbox.put(json.dumps({"protocol": PROTOCOL, **request} if stdin_open else request).encode() + b"\n")
+        if not stdin_open:
+            self._outbox.put(None)
         self._threads = [
             threading.Thread(target=self._write, args=(self.proc.stdin,), daemon=True),
             threading.Thread(target=self._drain, args=(self.proc.stderr,), daemon=True),
@@ -175,9 +181,11 @@ class WorkerProcess:
         return f"the style transfer worker failed (exit code {returncode}): {last}"
 
 
-def run_to_end(launch: launching.Launch, request: dict, on_event: Callable[[dict], None]) -> dict:
+def run_to_end(
+    launch: launching.Launch, request: dict, on_event: Callable[[dict], None], stdin_open: bool = True
+) -> dict:
     """Run one job on the calling thread; on_event gets each event line; returns the "done" object."""
-    worker = WorkerProcess(launch, request)
+    worker = WorkerProcess(launch, request, stdin_open)
     try:
         for msg in worker.messages():
             if "event" in msg:
