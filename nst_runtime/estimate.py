@@ -2,7 +2,8 @@
 
 The price list (:class:`Speed`) is measured once per machine, device and runtime version: a few
 objective evaluations through the engine's own evaluator at two sizes (seconds per evaluation,
-and for the targets a scale computes first, each a :class:`Curve` through the two), what a step
+and for the targets a scale computes first, each a :class:`Curve` through the two), the same for
+the detail pass's evaluations (the graphs cut after relu3_1 that open a scale), what a step
 costs beyond its evaluations (the optimiser's vector work per curvature pair), and the
 start-up of a fresh process (imports and onnxruntime sessions, as a worker or ``nst`` pays it). It is
 kept in the user cache folder (``NST_CACHE_DIR`` or platformdirs') and measured again when
@@ -32,13 +33,13 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
 
 from .errors import Cancelled, NSTError
 
-MODEL_VERSION = 2  # bump when what is measured or how it is used changes: old caches are then remeasured
+MODEL_VERSION = 3  # bump when what is measured or how it is used changes: old caches are then remeasured
 CALIBRATION_SIDES = (192, 512)  # longest sides of the two 4:3 measuring sizes (512: the default size)
 TIMED_EVALUATIONS = 3  # per size, after one untimed first evaluation
 # Beyond its evaluations a step costs the optimiser's vector work in torch: L-BFGS's two-loop
@@ -61,7 +62,11 @@ DEFAULT_HISTORY = 100  # L-BFGS pairs kept: the engine's LBFGS_HISTORY, recorded
 EXTRA_EVALUATIONS_PER_SCALE = 3
 CACHE_NAME = "estimate-speed.json"
 STARTUP_TIMEOUT_S = 600
-CURVES = ("evaluation", "first_evaluation", "targets", "pair")
+REQUIRED_CURVES = ("evaluation", "first_evaluation", "targets", "pair")
+CURVES = (*REQUIRED_CURVES, "detail", "detail_first_evaluation")
+# What a detail-pass evaluation costs against a full one when the speed was measured without it
+# (the engine's work accounting uses the same figure, measured at 512×384).
+DETAIL_COST = 0.35
 
 
 @dataclass(frozen=True)
@@ -105,13 +110,30 @@ class Speed:
     measured_at: str
     load: float | None = None  # the 1-minute load average while measuring (a busy machine measures slow)
     history: int = DEFAULT_HISTORY  # the engine's L-BFGS history when measured
+    # the detail pass (L-BFGS on relu1_1–relu3_1 through graphs cut after relu3_1): seconds per
+    # evaluation and the first one's extra at a new size; None: DETAIL_COST of the full prices
+    detail: Curve | None = None
+    detail_first_evaluation: Curve | None = None
+    detail_sessions_s: float = 0.0  # opening the cut graphs' sessions, once per run that has a detail pass
+
+    def detail_price(self, pixels: float) -> float:
+        return self.detail(pixels) if self.detail is not None else DETAIL_COST * self.evaluation(pixels)
+
+    def detail_first_price(self, pixels: float) -> float:
+        if self.detail_first_evaluation is not None:
+            return self.detail_first_evaluation(pixels)
+        return DETAIL_COST * self.first_evaluation(pixels)
 
     def to_json(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_json(cls, data: dict) -> Speed:
-        curves = {name: Curve(tuple(map(tuple, data[name]["points"]))) for name in CURVES}
+        curves = {
+            name: Curve(tuple(map(tuple, data[name]["points"])))
+            for name in CURVES
+            if name in REQUIRED_CURVES or data.get(name) is not None
+        }
         rest = {k: v for k, v in data.items() if k not in curves}
         return cls(**curves, **rest)
 
@@ -121,8 +143,10 @@ class ScaleEstimate:
     height: int
     width: int
     steps: int
-    evaluations: int
+    evaluations: int  # of the full objective
     seconds: float
+    detail_steps: int = 0  # the detail pass that opens the scale (cheaper evaluations)
+    detail_evaluations: int = 0
 
 
 @dataclass(frozen=True)
@@ -150,7 +174,10 @@ class Estimate:
         """'about 4 min 50 s for 512×384 on cpu (3 scales: 128×96 ×100, …; start-up 4 s)'."""
         last = self.scales[-1] if self.scales else None
         size = f" for {last.width}×{last.height}" if last else ""
-        scales = ", ".join(f"{s.width}×{s.height} ×{s.steps}" for s in self.scales)
+        scales = ", ".join(
+            f"{s.width}×{s.height} ×{s.steps}" + (f" (+{s.detail_steps} detail)" if s.detail_steps else "")
+            for s in self.scales
+        )
         bound = "at most" if self.may_stop_early else "about"
         busy = ""
         if self.load_factor != 1.0:
@@ -289,7 +316,8 @@ def calibrate(
 
     from . import engine
     from .evaluate import choose_evaluator
-    from .features import get_vgg
+    from .features import VGG, get_vgg
+    from .graphs import DETAIL_LAYERS, ensure_graphs
     from .objective import ObjectiveBuilder
 
     def check() -> None:
@@ -299,19 +327,17 @@ def calibrate(
     log("measuring this machine's speed (once, about a minute)")
     load = _load_average()
     vgg = get_vgg(options.weights, options.pooling, DEFAULT_LAYERS, options.device, graphs_dir, log=log)
-    rng = np.random.default_rng(0)
-    pixels, evaluation, first, targets = [], [], [], []
-    for side in CALIBRATION_SIDES:
-        height, width = side * 3 // 4, side
-        content = torch.from_numpy(rng.random((1, 3, height, width), dtype=np.float32)).to(vgg.torch_device)
-        style = torch.from_numpy(rng.random((1, 3, height, width), dtype=np.float32)).to(vgg.torch_device)
-        builder = ObjectiveBuilder(vgg, options, content, [style], [1.0])
-        check()
+    detail_vgg, detail_sessions = None, 0.0
+    if graphs_dir is None:  # the engine runs detail passes only on the graphs it exports itself
+        detail_graphs = ensure_graphs(options.weights, options.pooling, DETAIL_LAYERS, log=log)
         started = time.perf_counter()
-        objective = builder.at(height, width)
-        targets.append(time.perf_counter() - started)
-        evaluate = choose_evaluator(vgg, objective, options)
-        x = content.clone()
+        detail_vgg = VGG(detail_graphs, options.device)
+        detail_sessions = time.perf_counter() - started
+    rng = np.random.default_rng(0)
+    pixels, evaluation, first, targets, detail, detail_first = [], [], [], [], [], []
+
+    def timed(evaluate, x) -> tuple[float, float]:
+        """(the first evaluation's extra, the median of the next ones) in seconds"""
         started = time.perf_counter()
         evaluate(x)
         first_s = time.perf_counter() - started
@@ -321,9 +347,28 @@ def calibrate(
             started = time.perf_counter()
             evaluate(x)
             times.append(time.perf_counter() - started)
+        steady = statistics.median(times)
+        return max(0.0, first_s - steady), steady
+
+    for side in CALIBRATION_SIDES:
+        height, width = side * 3 // 4, side
+        content = torch.from_numpy(rng.random((1, 3, height, width), dtype=np.float32)).to(vgg.torch_device)
+        style = torch.from_numpy(rng.random((1, 3, height, width), dtype=np.float32)).to(vgg.torch_device)
+        builder = ObjectiveBuilder(vgg, options, content, [style], [1.0])
+        check()
+        started = time.perf_counter()
+        objective = builder.at(height, width)
+        targets.append(time.perf_counter() - started)
+        x = content.clone()
+        extra, steady = timed(choose_evaluator(vgg, objective, options), x)
         pixels.append(height * width)
-        evaluation.append(statistics.median(times))
-        first.append(max(0.0, first_s - evaluation[-1]))
+        evaluation.append(steady)
+        first.append(extra)
+        if detail_vgg is not None:
+            check()
+            extra, steady = timed(choose_evaluator(detail_vgg, objective.restricted(DETAIL_LAYERS), options), x)
+            detail.append(steady)
+            detail_first.append(extra)
     check()
     pair = Curve.measured(pixels, [measure_pair(p, vgg.torch_device) for p in pixels])
     check()
@@ -339,6 +384,9 @@ def calibrate(
         measured_at=time.strftime("%Y-%m-%d %H:%M"),
         load=load,
         history=int(getattr(engine, "LBFGS_HISTORY", DEFAULT_HISTORY)),
+        detail=Curve.measured(pixels, detail) if detail else None,
+        detail_first_evaluation=Curve.measured(pixels, detail_first) if detail_first else None,
+        detail_sessions_s=round(detail_sessions, 3),
     )
     store_speed(speed, path)
     return speed
@@ -394,12 +442,28 @@ def load_factor(speed: Speed, load_now: float | None, cpus: int | None = None) -
     return (max(load_now, 0.0) + cpus) / (max(speed.load, 0.0) + cpus)
 
 
+def optimiser_seconds(steps: int, pixels: float, speed: Speed) -> float:
+    """The optimiser's own vector work over ``steps`` L-BFGS steps at this size (beyond its evaluations)."""
+    pairs = mean_pairs(steps, min(speed.history, EFFECTIVE_HISTORY)) + FIXED_PAIRS_PER_STEP
+    return steps * pairs * speed.pair(pixels)
+
+
 def estimate(
-    height: int, width: int, options, n_styles: int, speed: Speed, load_now: float | None = math.nan
+    height: int,
+    width: int,
+    options,
+    n_styles: int,
+    speed: Speed,
+    load_now: float | None = math.nan,
+    detail_pass: bool = True,
 ) -> Estimate:
     """The time of a run on a height × width content: the engine's schedule at this machine's prices,
     scaled by how busy the machine is now against when it was measured (``load_now``: the 1-minute
-    load average; by default read now, None: not scaled)."""
+    load average; by default read now, None: not scaled).
+
+    A scale's detail steps (``Scale.detail_steps``: L-BFGS on the shallow style layers before the
+    full objective) are priced at the detail graphs' measured speed; the engine skips them with
+    Adam and with a graph folder of the user's own (``detail_pass=False``)."""
     from .options import compute_size, plan_scales
 
     h, w = compute_size(height, width, options.size)
@@ -407,6 +471,7 @@ def estimate(
     shares = [b for b in options.blend(n_styles) if b > 0]
     # the targets: the content's features plus each style's at style_scale² times the area
     targets_factor = (1.0 + len(shares) * options.style_scale**2) / 2.0
+    detail_pass = detail_pass and options.optimizer == "lbfgs"
     priced = []
     for scale in scales:
         pixels = scale.height * scale.width
@@ -418,17 +483,28 @@ def estimate(
             speed.targets(pixels) * targets_factor
             + speed.first_evaluation(pixels)
             + evaluations * speed.evaluation(pixels)
-            + scale.steps
-            * (mean_pairs(scale.steps, min(speed.history, EFFECTIVE_HISTORY)) + FIXED_PAIRS_PER_STEP)
-            * speed.pair(pixels)
+            + optimiser_seconds(scale.steps, pixels, speed)
         )
-        priced.append(ScaleEstimate(scale.height, scale.width, scale.steps, evaluations, seconds))
+        detail_steps = getattr(scale, "detail_steps", 0) if detail_pass and n_styles else 0
+        detail_evaluations = detail_steps + EXTRA_EVALUATIONS_PER_SCALE if detail_steps else 0
+        if detail_steps:
+            seconds += (
+                speed.detail_first_price(pixels)
+                + detail_evaluations * speed.detail_price(pixels)
+                + optimiser_seconds(detail_steps, pixels, speed)
+            )
+        priced.append(
+            ScaleEstimate(
+                scale.height, scale.width, scale.steps, evaluations, seconds, detail_steps, detail_evaluations
+            )
+        )
     if load_now is not None and math.isnan(load_now):
         load_now = _load_average()
     factor = load_factor(speed, load_now)
-    priced = [ScaleEstimate(s.height, s.width, s.steps, s.evaluations, s.seconds * factor) for s in priced]
+    priced = [replace(s, seconds=s.seconds * factor) for s in priced]
     may_stop = any(getattr(s, "tolerance", 0.0) > 0 for s in scales)
-    startup = speed.startup_s * factor
+    sessions = speed.detail_sessions_s if any(s.detail_steps for s in priced) else 0.0
+    startup = (speed.startup_s + sessions) * factor
     total = startup + sum(s.seconds for s in priced)
     return Estimate(total, startup, priced, speed.device, may_stop, speed.measured_at, speed.load, load_now, factor)
 
@@ -555,7 +631,7 @@ def main(argv: list[str]) -> int:
                 print(f"nst estimate: {message}", file=sys.stderr, flush=True)
 
         speed = speed_for(options, args.graphs, log, recalibrate=args.recalibrate)
-        result = estimate(height, width, options, len(args.styles), speed)
+        result = estimate(height, width, options, len(args.styles), speed, detail_pass=args.graphs is None)
     except NSTError as exc:
         print(f"nst estimate: error: {exc}", file=sys.stderr)
         return EXIT_ERROR

@@ -400,7 +400,7 @@ def preview_json(event, max_side: int) -> dict:
 def _done(result, out_path) -> dict:
     image = result.image
     width, height = image.size
-    extra = {"finished_early": bool(result.finished_early)}
+    extra = {"finished_early": bool(result.finished_early), "evaluations": int(result.evaluations)}
     if out_path is not None:
         from .images import save_image
 

@@ -43,6 +43,44 @@ def test_the_estimate_prices_the_engines_schedule() -> None:
     assert not result.may_stop_early
 
 
+def test_detail_steps_are_priced_at_the_detail_graphs_speed(monkeypatch: pytest.MonkeyPatch) -> None:
+    import nst_runtime.options as options_module
+
+    plain = [Scale(96, 128, 50), Scale(192, 256, 40)]
+    detailed = [Scale(96, 128, 50), Scale(192, 256, 40, detail_steps=20)]
+    detail = est.Curve(((10_000, 0.01), (200_000, 0.2)))
+    speed = est.Speed(**{**SPEED.__dict__, "detail": detail, "detail_sessions_s": 0.5})
+    options = make_options()
+    times = {}
+    for name, plan in (("plain", plain), ("detailed", detailed)):
+        monkeypatch.setattr(options_module, "plan_scales", lambda o, h, w, plan=plan: plan)
+        times[name] = est.estimate(192, 256, options, 1, speed, load_now=None)
+    p = 192 * 256
+    extra = speed.detail_first_price(p) + (20 + est.EXTRA_EVALUATIONS_PER_SCALE) * detail(p)
+    extra += est.optimiser_seconds(20, p, speed) + speed.detail_sessions_s
+    assert times["detailed"].seconds == pytest.approx(times["plain"].seconds + extra)
+    last = times["detailed"].scales[-1]
+    assert last.detail_steps == 20 and last.detail_evaluations == 20 + est.EXTRA_EVALUATIONS_PER_SCALE
+    assert "(+20 detail)" in times["detailed"].summary()
+    adam = est.estimate(192, 256, make_options(optimizer="adam"), 1, speed, load_now=None)
+    own_graphs = est.estimate(192, 256, options, 1, speed, load_now=None, detail_pass=False)
+    assert own_graphs.seconds == pytest.approx(times["plain"].seconds), "the engine skips detail passes then"
+    assert adam.scales[-1].detail_steps == 0
+    unmeasured = est.estimate(192, 256, options, 1, SPEED, load_now=None)  # no detail prices: a share of the full
+    assert unmeasured.seconds - times["plain"].seconds == pytest.approx(
+        SPEED.detail_first_price(p)
+        + (20 + est.EXTRA_EVALUATIONS_PER_SCALE) * est.DETAIL_COST * SPEED.evaluation(p)
+        + est.optimiser_seconds(20, p, SPEED)
+    )
+
+
+def test_the_estimate_follows_the_presets_detail_steps() -> None:
+    options = make_options(quality="normal")
+    plan = plan_scales(options, 384, 512)
+    result = est.estimate(384, 512, options, 1, SPEED, load_now=None)
+    assert [s.detail_steps for s in result.scales] == [s.detail_steps for s in plan]
+
+
 def test_lbfgs_holds_more_pairs_the_longer_a_scale_runs() -> None:
     assert est.mean_pairs(0, 100) == 0 and est.mean_pairs(1, 100) == 0
     assert est.mean_pairs(100, 100) == pytest.approx(49.5)
@@ -170,6 +208,8 @@ def test_calibration_measures_this_machine_through_the_engines_evaluator(tmp_pat
     assert 0 < speed.evaluation(small) < speed.evaluation(big) < 120
     assert speed.targets(big) > 0 and 0 < speed.startup_s < 300 and 0 < speed.pair(big) < 10
     assert speed.device == "cpu"
+    assert speed.detail is not None and 0 < speed.detail(big) < speed.evaluation(big), "cut after relu3_1"
+    assert speed.detail_sessions_s > 0
     assert est.load_speed(make_options(), path) == speed
 
 

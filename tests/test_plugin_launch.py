@@ -18,22 +18,45 @@ import pytest
 PLUGIN_DIR = Path(__file__).resolve().parents[1] / "plugin" / "nst-style-transfer"
 
 
-@pytest.fixture(scope="module")
-def launch():
+def plugin_module(name: str):
+    """One of the plug-in's GIMP-free modules, imported from the plug-in folder as GIMP would."""
     sys.path.insert(0, str(PLUGIN_DIR))
     try:
-        yield importlib.import_module("nst_plugin.launch")
+        yield importlib.import_module(f"nst_plugin.{name}")
     finally:
         sys.path.remove(str(PLUGIN_DIR))
+
+
+@pytest.fixture(scope="module")
+def launch():
+    yield from plugin_module("launch")
 
 
 @pytest.fixture(scope="module")
 def client(launch):
-    sys.path.insert(0, str(PLUGIN_DIR))
-    try:
-        yield importlib.import_module("nst_plugin.worker_client")
-    finally:
-        sys.path.remove(str(PLUGIN_DIR))
+    yield from plugin_module("worker_client")
+
+
+@pytest.fixture(scope="module")
+def progress():
+    yield from plugin_module("progress")
+
+
+def test_progress_text_says_refining_detail_where_a_detail_step_has_no_loss(progress) -> None:
+    step = {"event": "progress", "scale": 2, "scales": 3, "step": 40, "steps": 100, "eta_s": 80.4}
+    assert progress.progress_text({**step, "loss": 123456.0}) == "scale 2/3, step 40/100 · loss 1.23e+05"
+    detail = {**step, "step": 5, "loss": None, "phase": "detail", "message": "scale 2/3, step 5/100 (detail pass)"}
+    assert progress.progress_text(detail, "Background: ") == "Background: scale 2/3, step 5/100 · refining detail"
+    for loss in (None, float("nan"), "nan"):  # the worker sends null; nothing may read "nan"
+        text = progress.progress_text({**step, "loss": loss}, eta=True)
+        assert text == "scale 2/3, step 40/100 · 1:20 left" and "nan" not in text.lower()
+    assert progress.progress_text({**step, "loss": 2.0}, loss=False) == "scale 2/3, step 40/100"
+    frame = {**step, "frame": 1, "frames": 4, "loss": 2.0, "message": "frame 2/4, scale 2/3, step 40/100"}
+    assert progress.progress_text(frame) == "frame 2/4, scale 2/3, step 40/100 · loss 2"
+    assert progress.progress_text({"event": "status", "message": "loading"}, "a: ") == "a: loading"
+    assert progress.progress_text({"event": "progress", "message": "warming up"}) == "warming up"
+    assert progress.progress_text({"event": "status"}) is None
+    assert progress.clock_text(None) == progress.clock_text(float("nan")) == progress.clock_text(-1) == ""
 
 
 GIMP_ENV = {

@@ -100,6 +100,7 @@ def test_no_previews_unless_asked(photo_rgba, painting) -> None:
     session = Session({**long_request(photo_rgba, painting), "options": {"steps": 3, "size": 48}})
     code, last = session.end(300)
     assert code == 0 and last["done"]["finished_early"] is False
+    assert last["done"]["evaluations"] >= 3, "done counts the run's objective evaluations"
     assert not [m for m in session.lines if m.get("event") == "preview"]
 
 

@@ -13,16 +13,8 @@ from gi.repository import Gimp  # noqa: E402
 from . import launch as launching  # noqa: E402
 from .arguments import job_options, resolve_styles, result_name, styles_request  # noqa: E402
 from .layers import add_result_layers, decode_result, inline_image  # noqa: E402
+from .progress import progress_text  # noqa: E402
 from .worker_client import run_to_end  # noqa: E402
-
-
-def progress_text(event: dict, prefix: str) -> str | None:
-    """Status-bar text for an event: the worker's stage message plus the loss when it has one."""
-    message = event.get("message") or ""
-    loss = event.get("loss")
-    if event.get("event") == "progress" and isinstance(loss, (int, float)):
-        message = f"{message} · loss {loss:.3g}" if message else f"loss {loss:.3g}"
-    return prefix + message if message else None
 
 
 def stylize_layers(image: Gimp.Image, layers: list[Gimp.Layer], config: Gimp.ProcedureConfig) -> list[Gimp.Layer]:

@@ -39,6 +39,7 @@ from . import launch as launching  # noqa: E402
 from .arguments import EXTRA_STYLES, blend_weights, job_options, resolve_styles, result_name, styles_request  # noqa: E402
 from .errors import Cancelled, PlugInError  # noqa: E402
 from .layers import add_result_layers, decode_result, inline_image, scaled_rgba, selection_mask  # noqa: E402
+from .progress import progress_text  # noqa: E402
 from .worker_client import WorkerProcess, log  # noqa: E402
 
 RESPONSE_RUN, RESPONSE_APPLY, RESPONSE_STOP = 10, 11, 12  # 1 is the ProcedureDialog's own Reset
@@ -94,14 +95,6 @@ def stop_in_background(worker: WorkerProcess, trace: Trace) -> threading.Thread:
     thread = threading.Thread(target=stop, name="nst-worker-stop", daemon=True)
     thread.start()
     return thread
-
-
-def clock_text(seconds: object) -> str:
-    """'1:20 left' from a worker's eta_s (nothing when unknown)."""
-    if not isinstance(seconds, (int, float)) or seconds != seconds or seconds < 0:
-        return ""
-    minutes, secs = divmod(round(seconds), 60)
-    return f" · {minutes}:{secs:02d} left"
 
 
 class Preview:
@@ -176,6 +169,7 @@ class LiveDialog:
         self.estimate_ready = False  # the estimator has answered once (its speed is known)
         self.estimate_timer = 0
         self.stoppers: list[threading.Thread] = []
+        self.traced_stage: tuple[object, object] | None = None
         self._build()
 
     # ---------------------------------------------------------------- layout
@@ -347,7 +341,12 @@ class LiveDialog:
                 self.progress.set_fraction((done + min(max(fraction, 0.0), 1.0)) / len(self.layers))
             prefix = f"{self.source_layer.get_name()}: " if len(self.layers) > 1 else ""
             self._say("Apply now takes the current image" if not self.applying else "")
-            self.progress.set_text(prefix + (msg.get("message") or "") + clock_text(msg.get("eta_s")))
+            text = progress_text(msg, prefix, loss=False, eta=True) or ""
+            self.progress.set_text(text)
+            stage = (msg.get("scale"), msg.get("phase"))
+            if stage != self.traced_stage:  # one trace line per scale and phase, not per step
+                self.traced_stage = stage
+                self.trace("progress", text=text, phase=msg.get("phase"))
         elif event in ("status", "note") and msg.get("message"):
             self._say(str(msg["message"]))
 

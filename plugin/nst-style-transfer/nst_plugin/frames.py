@@ -25,10 +25,10 @@ from gi.repository import Gegl, Gimp, GObject  # noqa: E402
 
 from . import launch as launching  # noqa: E402
 from .arguments import add_style_arguments, job_options, resolve_styles, styles_request  # noqa: E402
-from .batch import progress_text  # noqa: E402
 from .errors import Cancelled, PlugInError  # noqa: E402
 from .layers import PIXEL_FORMAT  # noqa: E402
 from .pdb import run_reporting  # noqa: E402
+from .progress import progress_text  # noqa: E402
 from .worker_client import log, run_to_end  # noqa: E402
 
 PROC_NAME = "python-fu-nst-style-transfer-frames"
