@@ -193,3 +193,13 @@ def test_read_request_takes_the_first_object_and_leaves_commands(tmp_path: Path)
     assert json.loads(stream.readline()) == {"command": "finish"}
     spread = io.BytesIO(b'{\n  "a": {\n    "b": 1\n  }\n}')
     assert json.loads(worker_module.read_request(spread)) == {"a": {"b": 1}}
+
+
+def test_a_detail_step_goes_out_with_its_phase_and_a_null_loss() -> None:
+    from nst_runtime.events import Progress
+
+    event = Progress(2, 3, 5, 120, float("nan"), 0.4, float("nan"), 3.0, 192, 256, phase="detail")
+    line = json.dumps(worker_module._event_json(event), allow_nan=False)  # strict JSON: no NaN anywhere
+    data = json.loads(line)
+    assert data["phase"] == "detail" and data["loss"] is None and data["eta_s"] is None
+    assert data["event"] == "progress" and data["step"] == 5 and data["steps"] == 120
