@@ -10,6 +10,7 @@ folder on sys.path); this file only declares the procedures.
 
 from __future__ import annotations
 
+import faulthandler
 import sys
 
 import gi
@@ -39,4 +40,5 @@ class NstStyleTransfer(Gimp.PlugIn):
 
 
 if __name__ == "__main__":
+    faulthandler.enable()  # a crash of GIMP's Python or GTK leaves its Python stack on GIMP's terminal
     Gimp.main(NstStyleTransfer.__gtype__, sys.argv)
