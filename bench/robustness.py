@@ -38,7 +38,7 @@ def check(photo: Path, painting: Path, size: int, optimizer: str, quality: str) 
 
     def progress(event) -> None:
         if event.kind == "progress":
-            reported.append((event.scale, event.loss))
+            reported.append((event.scale, event.loss))  # detail-pass steps report NaN: no full objective
 
     started = time.perf_counter()
     result = run(content, [style], options, progress=progress)
@@ -46,7 +46,7 @@ def check(photo: Path, painting: Path, size: int, optimizer: str, quality: str) 
     last = max(s for s, _ in reported)
     final = objective_of(result.image, content, style, options)
     start = objective_of(content, content, style, options)
-    lowest = min(loss for s, loss in reported if s == last)
+    lowest = min(loss for s, loss in reported if s == last and loss == loss)
     return {
         "photo": photo.name, "painting": painting.name, "size": size, "optimizer": optimizer,
         "start": start, "final": final, "lowest_reported": lowest, "final_over_start": final / start,
