@@ -39,8 +39,13 @@ def test_the_estimate_prices_the_engines_schedule() -> None:
         expected += (s.steps + est.EXTRA_EVALUATIONS_PER_SCALE) * SPEED.evaluation(p)
         pairs = est.mean_pairs(s.steps, est.EFFECTIVE_HISTORY) + est.FIXED_PAIRS_PER_STEP
         expected += s.steps * pairs * SPEED.pair(p)
+        if s.detail_steps:  # the detail pass opening the scale
+            expected += SPEED.detail_first_price(p) + est.optimiser_seconds(s.detail_steps, p, SPEED)
+            expected += (s.detail_steps + est.EXTRA_EVALUATIONS_PER_SCALE) * SPEED.detail_price(p)
+    if any(s.detail_steps for s in plan):
+        expected += SPEED.detail_sessions_s
     assert result.seconds == pytest.approx(expected)
-    assert not result.may_stop_early
+    assert result.may_stop_early == any(s.tolerance > 0 for s in plan)
 
 
 def test_detail_steps_are_priced_at_the_detail_graphs_speed(monkeypatch: pytest.MonkeyPatch) -> None:
