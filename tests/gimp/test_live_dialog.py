@@ -118,9 +118,11 @@ def test_apply_now_adds_one_layer_at_once_in_one_undo_step_and_stops_the_worker(
     marks = json.loads((tmp_path / "marks.json").read_text())
     applied = events(tmp_path, "applied")[0]
     assert applied["early"] is True
-    took, gone = applied["t"] - marks["apply"], marks["gone"] - marks["apply"]
-    print(f"Apply now: layer after {took:.2f} s, worker gone after {gone:.2f} s")
-    assert applied["t"] - marks["apply"] < 2.0, "Apply now took more than 2 s"
+    pressed = events(tmp_path, "apply-pressed")[-1]["t"]  # as for Stop: from the dialog's handling of the press
+    took, gone = applied["t"] - pressed, marks["gone"] - pressed
+    delivery = pressed - marks["apply"]
+    print(f"Apply now: layer after {took:.2f} s, worker gone after {gone:.2f} s (key delivered in {delivery:.2f} s)")
+    assert took < 2.0, "Apply now took more than 2 s"
     assert [i["name"] for i in result["layers_undone"]] == [i["name"] for i in before], "more than one undo step"
     assert_sources_unchanged(before, result["layers_undone"])
 
