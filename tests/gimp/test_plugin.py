@@ -25,6 +25,13 @@ PROC_ARGS = [
     "seed",
     "device",
     "use-selection",
+    # appended by the live-dialog issue: optional, after today's arguments
+    "style-layer-2",
+    "style-file-2",
+    "style-2-weight",
+    "style-layer-3",
+    "style-file-3",
+    "style-3-weight",
 ]
 FAST = {"size": 64, "quality": "draft", "seed": 1}
 RUNTIME_HINT = "runtime not found: run `nst install-gimp-plugin`"
@@ -292,17 +299,7 @@ def test_worker_cancel_leaves_the_image_alone(gimp3: Gimp3, images: Path, tmp_pa
     assert_untouched(result)
 
 
-# ------------------------------------------------------------------ interactive
-
-
-def test_interactive_dialog_runs_the_transfer(gimp3: Gimp3, images: Path, tmp_path: Path) -> None:
-    """The dialog (under Xvfb) opens with the last-used values; OK runs the transfer."""
-    last = {"style-file": f'"file://{images / "starry_night.jpg"}"', "size": "64", "quality": '"draft"'}
-    gimp = gimp3.fresh(tmp_path / "config", last)
-    result = gimp.batch(scene(images, tmp_path, gui="dialog"), tmp_path).result
-    assert result["status"] == "success", result["message"]
-    assert [i["name"] for i in result["layers_after"]] == ["Starry Night — style", "Background"]
-    assert (tmp_path / "dialog.xwd").stat().st_size > 0
+# ------------------------------------------------------------------ the GUI (the live dialog: test_live_dialog.py)
 
 
 def test_progress_cancel_button_in_the_gui(gimp3: Gimp3, images: Path, tmp_path: Path) -> None:
