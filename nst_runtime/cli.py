@@ -1,8 +1,8 @@
 """``nst``: style transfer from the command line, a thin shell on ``stylize()``'s events.
 
-``nst CONTENT STYLE [STYLE ...] -o OUT``; also ``nst demo`` (the bundled example) and
-``nst install-gimp-plugin``. Every failure is one line on stderr and a non-zero exit code;
-Ctrl-C stops within a second and writes nothing.
+``nst CONTENT STYLE [STYLE ...] -o OUT``; also ``nst demo`` (the bundled example),
+``nst estimate`` (the time a run would take) and ``nst install-gimp-plugin``. Every failure is
+one line on stderr and a non-zero exit code; Ctrl-C stops within a second and writes nothing.
 """
 
 from __future__ import annotations
@@ -160,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Paint CONTENT in the style of STYLE (Gatys et al.), with VGG running in onnxruntime. "
         "Other commands: 'nst demo' runs the bundled example; 'nst batch' stylizes many photos; "
         "'nst video' stylizes a video or animation without flicker; "
+        "'nst estimate CONTENT STYLE [options]' says how long that run would take here; "
         "'nst install-gimp-plugin' installs the GIMP 3 plug-in.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
@@ -209,6 +210,10 @@ def main(argv: list[str] | None = None) -> int:
         from .gimp_install import main as install_main
 
         return install_main(argv[1:])
+    if argv and argv[0] == "estimate":
+        from .estimate import main as estimate_main
+
+        return estimate_main(argv[1:])
     if argv and argv[0] in ("batch", "video"):
         from importlib import import_module
 

@@ -1,19 +1,22 @@
-"""The plug-in's region planning (plugin/nst-style-transfer/nst_regions.py), outside GIMP: which
+"""The plug-in's region planning (plugin/nst-style-transfer/nst_plugin/regions.py), outside GIMP: which
 mask each style gets from the "Outside the selection" choice, the selection and the channels."""
 
 from __future__ import annotations
 
 import base64
-import importlib.util
+import importlib
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-PLUGIN = Path(__file__).resolve().parents[1] / "plugin" / "nst-style-transfer" / "nst_regions.py"
-spec = importlib.util.spec_from_file_location("nst_regions", PLUGIN)
-regions = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(regions)
+PLUGIN_DIR = Path(__file__).resolve().parents[1] / "plugin" / "nst-style-transfer"
+sys.path.insert(0, str(PLUGIN_DIR))  # imported from the plug-in folder, as GIMP does
+try:
+    regions = importlib.import_module("nst_plugin.regions")
+finally:
+    sys.path.remove(str(PLUGIN_DIR))
 
 
 @pytest.mark.parametrize(

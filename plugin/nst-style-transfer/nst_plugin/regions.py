@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 
+from .errors import PlugInError
+
 OUTSIDE = (("same", "Same style"), ("keep", "Keep the photo"), ("second", "Second style"))
 CHANNEL_STYLES = (2, 3)  # style-N-channel arguments
 MASK_FORMAT = "Y u8"  # a selection's or channel's linear value, one byte a pixel
@@ -71,6 +73,15 @@ def channeled_slots(config, slots: Sequence[int]) -> set[int]:
     return {n for n in CHANNEL_STYLES if n in slots and config.get_property(f"style-{n}-channel") is not None}
 
 
+def cut_out(config, slots: Sequence[int]) -> bool:
+    """Whether the result layers get the selection as their layer mask (``use-selection``, when
+    nothing paints outside the selection)."""
+    channeled = bool(channeled_slots(config, slots))
+    return bool(config.get_property("use-selection")) and masks_result_layer(
+        config.get_property("outside-selection"), channeled
+    )
+
+
 def grey_to_image(grey: bytes, width: int, height: int, invert: bool = False) -> dict:
     """A protocol IMAGE for a mask: its grey value in R, G and B, A = 255 (inverted for "outside")."""
     import base64
@@ -86,11 +97,11 @@ def grey_to_image(grey: bytes, width: int, height: int, invert: bool = False) ->
 # ---------------------------------------------------------------- inside GIMP
 
 
-def add_region_arguments(procedure, declare_styles: bool = True) -> None:
+def add_region_arguments(procedure, declare_styles: bool = False) -> None:
     """The "Outside the selection" choice and the channels for styles 2 and 3 (after today's arguments).
 
     ``declare_styles``: also declare the style 2 and 3 slots (style-layer-N, style-file-N), for a
-    procedure that does not have them yet.
+    procedure that does not have them (the stylize procedure's nst_plugin.arguments does).
     """
     import gi
 
@@ -164,3 +175,11 @@ def region_request(image, layer, config, slots: Sequence[int]) -> dict:
         else:
             masks.append(grey_to_image(selection, w, h, invert=kind == OUTSIDE_SEL))
     return {"masks": masks}
+
+
+def layer_masks(image, layers, config, slots: Sequence[int]) -> list[dict]:
+    """:func:`region_request` for each layer, a RegionError as the PDB's CALLING_ERROR."""
+    try:
+        return [region_request(image, layer, config, slots) for layer in layers]
+    except RegionError as exc:
+        raise PlugInError(str(exc), "CALLING_ERROR") from exc
