@@ -45,6 +45,11 @@ def _ints(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expected an integer or comma-separated integers, got {text!r}") from None
 
 
+def _files(text: str) -> tuple[str | None, ...]:
+    """Comma-separated file names; an empty entry (``a.png,,c.png``) is None."""
+    return tuple(part.strip() or None for part in text.split(","))
+
+
 def _number(text: str) -> float:
     try:
         value = float(text)
@@ -163,6 +168,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("styles", nargs="+", metavar="style", help="one or more style images (paintings)")
     p.add_argument("-o", "--output", required=True, help="result file; its extension sets the format")
     p.add_argument(
+        "--masks",
+        type=_files,
+        metavar="FILE[,FILE...]",
+        help="one greyscale mask per style (white: that style, black: not it; soft edges blend), e.g. "
+        "sky.png,ground.png; the photo stays where no mask is white; an empty entry means everywhere",
+    )
+    p.add_argument(
+        "--style-masks",
+        type=_files,
+        metavar="FILE[,FILE...]",
+        help="one mask per style image selecting the part of the painting whose style is used "
+        "(an empty entry: all of it)",
+    )
+    p.add_argument(
         "--overwrite", action="store_true", help="allow the output to replace an input file (content, style or init)"
     )
     add_run_options(p)
@@ -218,11 +237,14 @@ def run_and_save(content: object, styles: list, output: str, args: argparse.Name
 
         options = options_from_args(args)
         options.validate(len(styles))
+        masks = _masks(getattr(args, "masks", None), len(styles), "masks", "mask")
+        style_masks = _masks(getattr(args, "style_masks", None), len(styles), "style-masks", "style mask")
         out_path = check_output_path(output)
         if not getattr(args, "overwrite", False):
             inputs = [("content", content), *(("style", s) for s in styles), ("init image", options.init_image)]
-            check_not_an_input(out_path, inputs)
-        result = _run_cancellable(content, styles, options, args.graphs, say)
+            mask_files = (*(getattr(args, "masks", None) or ()), *(getattr(args, "style_masks", None) or ()))
+            check_not_an_input(out_path, inputs + [("mask", f) for f in mask_files])
+        result = _run_cancellable(content, styles, options, args.graphs, say, masks, style_masks)
         from .images import save_image
 
         for note in save_image(result.image, out_path):
@@ -254,15 +276,35 @@ def run_and_save(content: object, styles: list, output: str, args: argparse.Name
     return 0
 
 
-def _run_cancellable(content, styles, options, graphs_dir, say: _Say):
+def _masks(files: tuple[str | None, ...] | None, count: int, option: str, role: str) -> list | None:
+    """The mask files, read and checked before any compute: a mask that is all zero is refused."""
+    if files is None:
+        return None
+    if len(files) != count:
+        raise NSTError(f"--{option} names {len(files)} file(s) for {count} style image(s): give one per style")
+    from .regions import load_mask
+
+    masks = [None if f is None else load_mask(f, role) for f in files]
+    for path, mask in zip(files, masks, strict=True):
+        if mask is not None and mask.empty:
+            raise NSTError(f"{role} is empty (all zero, nothing selected): {path}")
+    return masks
+
+
+def _run_cancellable(content, styles, options, graphs_dir, say: _Say, masks=None, style_masks=None):
     """Run the engine in a thread; the main thread waits, so SIGINT/SIGTERM are handled at once."""
     from .engine import run
 
     cancel = threading.Event()
+
+    def work():
+        return run(
+            content, styles, options, masks=masks, style_masks=style_masks, progress=say.event, cancel=cancel,
+            graphs_dir=graphs_dir,
+        )  # fmt: skip
+
     with _signals_set(cancel):
-        return in_thread(
-            lambda: run(content, styles, options, progress=say.event, cancel=cancel, graphs_dir=graphs_dir)
-        )
+        return in_thread(work)
 
 
 def in_thread(work, name: str = "nst-stylize"):

@@ -21,7 +21,7 @@ from PIL import Image
 
 from nst_export import DEFAULT_LAYERS
 
-from . import color
+from . import color, regions
 from .evaluate import Evaluator, choose_evaluator
 from .events import Event, Note, Preview, Progress, Status
 from .features import VGG, get_vgg
@@ -73,6 +73,8 @@ def stylize(
     device: str = "auto",
     weights: str = "vgg19",
     pooling: str = "max",
+    masks: Sequence[object | None] | None = None,
+    style_masks: Sequence[object | None] | None = None,
     progress: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
 ) -> Image.Image:
@@ -81,7 +83,11 @@ def stylize(
     ``content`` and each style may be a path, a PIL image or a numpy array. ``style_weights`` blends
     several styles; ``strength`` (0–1) is the style weight in user terms and overrides
     ``style_weight``. ``size`` caps the longest side of the computation (None: the content's own
-    size); the result is scaled back. ``progress`` receives Status, Note and Progress events;
+    size); the result is scaled back. ``masks`` (one per style, in the content's size; a path, PIL
+    image or array, greyscale 0–1 or 0–255, soft edges allowed, None for the whole image) paint
+    each style only in its region, with guided Gram matrices; where no mask reaches the result
+    is the photo. ``style_masks`` (one per style, None for all of it) take a style's statistics
+    from part of its painting. ``progress`` receives Status, Note and Progress events;
     setting ``cancel`` raises ``Cancelled`` within about a second. Raises ``NSTError`` with a
     one-line message for bad input.
     """
@@ -91,7 +97,7 @@ def stylize(
         preserve_color=preserve_color, init=init, init_image=init_image, optimizer=optimizer, seed=seed,
         device=device, weights=weights, pooling=pooling,
     )  # fmt: skip
-    return run(content, styles, options, progress=progress, cancel=cancel).image
+    return run(content, styles, options, masks=masks, style_masks=style_masks, progress=progress, cancel=cancel).image
 
 
 def run(
@@ -99,6 +105,8 @@ def run(
     styles: object | Sequence[object],
     options: Options,
     *,
+    masks: Sequence[object | None] | None = None,
+    style_masks: Sequence[object | None] | None = None,
     progress: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
     finish: threading.Event | None = None,
@@ -111,7 +119,7 @@ def run(
     ``finish``, once set, ends the run within one evaluation with the best image so far, finished
     like any result. ``preview_interval`` (seconds) asks for ``Preview`` events at most that often.
     ``pixel_terms`` are extra differentiable losses on the image (a temporal term, …), added at
-    every scale.
+    every scale. ``masks`` and ``style_masks``: see ``stylize()`` and nst_runtime.regions.
     """
     started = time.perf_counter()
     emit = progress or (lambda _e: None)
@@ -124,13 +132,14 @@ def run(
     for img in (content_img, *style_imgs, *([init_img] if init_img else [])):
         for note in img.notes:
             emit(Note(note))
+    guides = regions.prepare(masks, style_masks, content_img, style_imgs, lambda m: emit(Note(m)), options.style_blend)
 
     emit(Status("loading the VGG graphs"))
     vgg = get_vgg(
         options.weights, options.pooling, DEFAULT_LAYERS, options.device, graphs_dir, log=lambda m: emit(Status(m))
     )
     controls = _Controls(finish, preview_interval)
-    job = _Job(vgg, options, content_img, style_imgs, init_img, emit, controls, pixel_terms)
+    job = _Job(vgg, options, content_img, style_imgs, init_img, emit, controls, pixel_terms, guides)
     if graphs_dir is None and options.optimizer == "lbfgs" and any(s.detail_steps for s in job.scales):
         job.detail_vgg = get_vgg(
             options.weights, options.pooling, DETAIL_LAYERS, options.device, log=lambda m: emit(Status(m))
@@ -140,7 +149,7 @@ def run(
             if model is not None:
                 stack.enter_context(model.cancellable(cancel))
         rgb, loss, parts = job.optimise()
-    image = _finish(rgb, content_img, options)
+    image = _finish(rgb, content_img, options, guides)
     return StylizeResult(
         image, loss, parts, time.perf_counter() - started, vgg.device, job.scales, controls.finishing, job.evaluations
     )
@@ -167,6 +176,7 @@ class _Job:
         emit: ProgressCallback,
         controls: _Controls,
         pixel_terms: Sequence[PixelTerm],
+        guides: regions.Regions | None = None,
     ):
         self.vgg = vgg
         self.options = options
@@ -193,7 +203,9 @@ class _Job:
             [_to_tensor(s, self.device) for s in style_rgbs],
             options.blend(len(styles)),
             tuple(pixel_terms),
+            guides,
         )
+        self.coverage = guides.coverage if guides is not None else None
         self.init = _to_tensor(init.rgb, self.device) if init is not None else None
         self.work_total = sum(s.pixels * (s.steps + DETAIL_COST * s.detail_steps) for s in self.scales) or 1
         self.work_done = 0
@@ -317,8 +329,10 @@ class _Job:
             return
         self.last_preview = time.perf_counter()
         rgb = _to_array(x)
+        photo = resize_array(self.content_rgb, rgb.shape[0], rgb.shape[1])
         if self.options.preserve_color == "luminance":
-            rgb = color.recombine_luminance(rgb, resize_array(self.content_rgb, rgb.shape[0], rgb.shape[1]))
+            rgb = color.recombine_luminance(rgb, photo)
+        rgb = regions.keep_photo(rgb, photo, self.coverage)
         self.emit(Preview(rgb, index + 1, len(self.scales), step, steps))
 
     def _skip(self, index: int, steps: float, x: torch.Tensor, report: bool = True) -> None:
@@ -358,9 +372,11 @@ def resize_array(rgb: np.ndarray, height: int, width: int) -> np.ndarray:
     return _to_array(resize(_to_tensor(rgb, torch.device("cpu")), height, width))
 
 
-def _finish(rgb: np.ndarray, content: ImageData, options: Options) -> Image.Image:
-    """Back to the content's size, colour preservation applied, alpha passed through."""
+def _finish(rgb: np.ndarray, content: ImageData, options: Options, guides: regions.Regions | None) -> Image.Image:
+    """Back to the content's size, colour preservation applied, the photo kept outside the
+    regions, alpha passed through."""
     full = _to_array(resize(_to_tensor(rgb, torch.device("cpu")), content.height, content.width))
     if options.preserve_color == "luminance":
         full = color.recombine_luminance(full, content.rgb)
+    full = regions.keep_photo(full, content.rgb, guides.coverage if guides is not None else None)
     return to_pil(full, content.alpha)

@@ -101,6 +101,8 @@ class Job:
     out_path: object | None = None
     protocol: int = 1
     preview: PreviewSpec | None = None
+    masks: list | None = None  # one per style (None: everywhere), see nst_runtime.regions
+    style_masks: list | None = None
 
 
 def read_request(stream: IO[bytes]) -> str:
@@ -214,6 +216,19 @@ def parse_request(text: str):
     return job.content, job.styles, job.options, job.out_path
 
 
+def _mask_list(request: dict, key: str, count: int) -> list | None:
+    """``masks`` / ``style_masks``: a list with one IMAGE (or null: all of it) per style."""
+    spec = request.get(key)
+    if spec is None:
+        return None
+    if not isinstance(spec, list):
+        raise NSTError(f"'{key}' must be a list with one image (or null) per style")
+    if len(spec) != count:
+        raise NSTError(f"'{key}' has {len(spec)} entries for {count} style image(s): give one per style")
+    role = key.rstrip("s").replace("_", " ")
+    return [None if m is None else _image(m, f"{role} {i + 1}") for i, m in enumerate(spec)]
+
+
 def parse_job(request: dict) -> Job:
     """A stylize request as a Job (inputs decoded, options validated)."""
     content = _image(request.get("content"), "content")
@@ -227,12 +242,19 @@ def parse_job(request: dict) -> Job:
     if output is not None:
         if not isinstance(output, dict) or not isinstance(output.get("path"), str):
             raise NSTError('\'output\' must be {"path": "…"}')
-        from .images import check_not_an_input, check_output_path
+        from .images import check_output_path
 
         out_path = check_output_path(output["path"])
+    masks = _mask_list(request, "masks", len(styles))
+    style_masks = _mask_list(request, "style_masks", len(styles))
+    if out_path is not None:
+        from .images import check_not_an_input
+
         inputs = [("content", content), *(("style", s) for s in styles), ("init image", opts.init_image)]
+        inputs += [("mask", m) for m in (*(masks or ()), *(style_masks or ()))]
         check_not_an_input(out_path, inputs)
-    return Job(content, styles, opts, out_path, request.get("protocol", 1), parse_preview(request.get("preview")))
+    protocol, preview = request.get("protocol", 1), parse_preview(request.get("preview"))
+    return Job(content, styles, opts, out_path, protocol, preview, masks, style_masks)
 
 
 class Commands:
@@ -337,6 +359,8 @@ def main() -> int:
             parsed.content,
             parsed.styles,
             parsed.options,
+            masks=parsed.masks,
+            style_masks=parsed.style_masks,
             progress=_progress_sender(out.send, parsed.preview),
             cancel=cancel,
             finish=finish,

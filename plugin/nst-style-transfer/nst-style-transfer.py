@@ -10,7 +10,6 @@ folder on sys.path); this file only declares the procedures.
 
 from __future__ import annotations
 
-import faulthandler
 import sys
 
 import gi
@@ -40,5 +39,4 @@ class NstStyleTransfer(Gimp.PlugIn):
 
 
 if __name__ == "__main__":
-    faulthandler.enable()  # a crash of GIMP's Python or GTK leaves its Python stack on GIMP's terminal
     Gimp.main(NstStyleTransfer.__gtype__, sys.argv)

@@ -88,7 +88,7 @@ def registration(name=PROC):
 
 
 def build_scene(spec):
-    """The content photo, plus the painting as a second layer (below it) when asked."""
+    """The content photo, plus the paintings as layers below it and saved selections (channels) when asked."""
     image = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(spec["content"]))
     if spec.get("gui") == "undo" or spec.get("undo_after"):  # a loaded image starts with undo disabled
         image.undo_enable()
@@ -108,16 +108,27 @@ def build_scene(spec):
             image.select_rectangle(Gimp.ChannelOps.REPLACE, *spec["painting_hole"])
             painting.edit_clear()
             Gimp.Selection.none(image)
+    layers = {"photo": photo, "painting": painting}
+    if spec.get("painting2"):  # a second style layer, at the bottom
+        second = Gimp.file_load_layer(Gimp.RunMode.NONINTERACTIVE, image, Gio.File.new_for_path(spec["painting2"]))
+        second.set_name("Painting 2")
+        image.insert_layer(second, None, len(image.get_layers()))
+        layers["painting2"] = second
+    for name, rect in spec.get("channels", {}).items():  # saved selections: a rectangle each
+        image.select_rectangle(Gimp.ChannelOps.REPLACE, *rect)
+        channel = Gimp.Selection.save(image)
+        channel.set_name(name)
+        layers[name] = channel
+    Gimp.Selection.none(image)
     if spec.get("selection"):
         image.select_rectangle(Gimp.ChannelOps.REPLACE, *spec["selection"])
         if spec.get("feather"):
             Gimp.Selection.feather(image, spec["feather"])
-    return image, photo, painting
+    return image, layers
 
 
 def stylize(spec, result):
-    image, photo, painting = build_scene(spec)
-    targets = {"photo": photo, "painting": painting}
+    image, targets = build_scene(spec)
     result["layers_before"] = describe(image, "before", spec["out_dir"])
     shown = spec.get("gui") in ("cancel", "undo") or spec.get("display")
     if shown:  # the GUI shows the image (progress bar, undo)
@@ -132,9 +143,9 @@ def stylize(spec, result):
     config.set_property("image", image)
     config.set_core_object_array("drawables", [targets[name] for name in spec.get("drawables", ["photo"])])
     for name, value in spec.get("args", {}).items():
-        if name == "style-file":
+        if name.startswith("style-file"):
             value = Gio.File.new_for_path(value) if value else None
-        elif name == "style-layer":
+        elif name.startswith("style-layer") or name.endswith("-channel"):
             value = targets[value] if value else None
         config.set_property(name, value)
     returned = proc.run(config)

@@ -4,7 +4,8 @@ Used by the GIMP tests to exercise the plug-in's protocol handling (progress, pr
 finish, cancel) without torch: the "stylized" result is the content with its colours inverted
 (alpha kept), and a preview is the content
 inverted down to the current step's share of its rows. NST_STUB_STEP_S sets the delay per fake
-step and NST_STUB_STEPS their number, so a test has time to act.
+step and NST_STUB_STEPS their number, so a test has time to act. NST_STUB_REQUEST names a file
+to which each request (all but the content's pixels) is appended as a JSON line.
 """
 
 import base64
@@ -72,6 +73,9 @@ def main() -> None:
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
     request = json.loads(sys.stdin.readline())
+    if os.environ.get("NST_STUB_REQUEST"):  # the tests read what the plug-in sent (styles, masks)
+        with open(os.environ["NST_STUB_REQUEST"], "a", encoding="utf-8") as f:
+            f.write(json.dumps({k: v for k, v in request.items() if k != "content"}) + "\n")
     if "estimate" in request:
         estimates(request["estimate"])
     threading.Thread(target=commands, args=(request.get("protocol", 1) >= 2,), daemon=True).start()

@@ -87,9 +87,6 @@ def test_the_preview_changes_while_the_run_goes_on(gimp3: Gimp3, images: Path, t
     assert np.abs(first - later).mean() > 1.0, "the preview did not change between two moments"
     assert np.abs(before - later).mean() > 1.0, "the preview still shows the photo"
     assert events(tmp_path, "estimate"), "no estimate shown before Run"
-    texts = [e["text"] for e in events(tmp_path, "progress")]
-    assert texts and texts[0].startswith("scale 1/"), texts
-    assert not [t for t in texts if "nan" in t.lower()], texts
     Image.fromarray(shot(tmp_path, "later")).save(tmp_path / "live-dialog.png")
     if os.environ.get("NST_DIALOG_SHOT"):  # tools/gimp-dialog-screenshot.sh: the README's picture
         shutil.copyfile(tmp_path / "live-dialog.png", os.environ["NST_DIALOG_SHOT"])
@@ -118,11 +115,9 @@ def test_apply_now_adds_one_layer_at_once_in_one_undo_step_and_stops_the_worker(
     marks = json.loads((tmp_path / "marks.json").read_text())
     applied = events(tmp_path, "applied")[0]
     assert applied["early"] is True
-    pressed = events(tmp_path, "apply-pressed")[-1]["t"]  # as for Stop: from the dialog's handling of the press
-    took, gone = applied["t"] - pressed, marks["gone"] - pressed
-    delivery = pressed - marks["apply"]
-    print(f"Apply now: layer after {took:.2f} s, worker gone after {gone:.2f} s (key delivered in {delivery:.2f} s)")
-    assert took < 2.0, "Apply now took more than 2 s"
+    took, gone = applied["t"] - marks["apply"], marks["gone"] - marks["apply"]
+    print(f"Apply now: layer after {took:.2f} s, worker gone after {gone:.2f} s")
+    assert applied["t"] - marks["apply"] < 2.0, "Apply now took more than 2 s"
     assert [i["name"] for i in result["layers_undone"]] == [i["name"] for i in before], "more than one undo step"
     assert_sources_unchanged(before, result["layers_undone"])
 
@@ -143,12 +138,8 @@ def test_stop_leaves_the_image_and_ends_the_worker_within_a_second(gimp3: Gimp3,
     spec = live_spec(images, steps, selection=[x, y, w, h])
     result = live_gimp(gimp3, tmp_path, images).batch(spec, tmp_path, STUB_ENV).result
     marks = json.loads((tmp_path / "marks.json").read_text())
-    pressed = events(tmp_path, "stop-pressed")[-1]["t"]  # when the dialog took the press
-    after_dialog, after_key = marks["gone"] - pressed, marks["gone"] - marks["stop"]
-    print(f"Stop: worker gone {after_dialog:.2f} s after the dialog took it, {after_key:.2f} s after xdotool started")
-    # from the dialog's handling of the press: xdotool's own start and the X server's delivery are
-    # no part of the plug-in (on this shared machine they alone can take a few hundred ms)
-    assert after_dialog < 1.0, "the worker outlived Stop by more than a second"
+    print(f"Stop: worker gone {marks['gone'] - marks['stop']:.2f} s after the key")
+    assert marks["gone"] - marks["stop"] < 1.0, "the worker outlived Stop by more than a second"
     assert result["status"] == "cancel", result
     assert_untouched(result)
     assert not events(tmp_path, "applied")

@@ -32,6 +32,10 @@ PROC_ARGS = [
     "style-layer-3",
     "style-file-3",
     "style-3-weight",
+    # appended by the regions issue
+    "outside-selection",
+    "style-2-channel",
+    "style-3-channel",
 ]
 FAST = {"size": 64, "quality": "draft", "seed": 1}
 RUNTIME_HINT = "runtime not found: run `nst install-gimp-plugin`"
@@ -82,6 +86,7 @@ def test_registration(gimp3: Gimp3, tmp_path: Path) -> None:
         "quality": {"nicks": ["draft", "normal", "high"], "default": "normal"},
         "preserve-colors": {"nicks": ["none", "luminance", "histogram"], "default": "none"},
         "device": {"nicks": ["auto", "cpu", "cuda"], "default": "auto"},
+        "outside-selection": {"nicks": ["same", "keep", "second"], "default": "same"},
     }
 
 

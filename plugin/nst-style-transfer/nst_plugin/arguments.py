@@ -19,6 +19,7 @@ from gi.repository import Gimp, GObject  # noqa: E402
 
 from .errors import PlugInError  # noqa: E402
 from .layers import inline_image  # noqa: E402
+from .regions import add_region_arguments  # noqa: E402
 
 QUALITIES = (("draft", "Draft"), ("normal", "Normal"), ("high", "High"))
 PRESERVE_COLORS = (("none", "None"), ("luminance", "Luminance"), ("histogram", "Histogram"))
@@ -98,6 +99,7 @@ def add_run_arguments(procedure: Gimp.Procedure) -> None:
             1.0,
             rw,
         )
+    add_region_arguments(procedure)  # "Outside the selection" and the channels of styles 2 and 3
 
 
 @dataclass
@@ -107,6 +109,7 @@ class StyleChoice:
     image: dict
     title: str
     weight: float
+    slot: int = 1  # 1, 2 or 3: which style argument it came from (regions place styles by slot)
 
 
 def style_title(path: str) -> str:
@@ -149,7 +152,7 @@ def resolve_styles(config: Gimp.ProcedureConfig) -> list[StyleChoice]:
     first = _style(config, "")
     if first is None:
         raise PlugInError("no style given: choose a style layer or a style file", "CALLING_ERROR")
-    styles = [StyleChoice(first[0], first[1], 1.0)]
+    styles = [StyleChoice(first[0], first[1], 1.0, 1)]
     for n in EXTRA_STYLES:
         if not has_style(config, n):
             continue
@@ -158,7 +161,7 @@ def resolve_styles(config: Gimp.ProcedureConfig) -> list[StyleChoice]:
             continue
         extra = _style(config, f"-{n}")
         if extra is not None:
-            styles.append(StyleChoice(extra[0], extra[1], weight))
+            styles.append(StyleChoice(extra[0], extra[1], weight, n))
     return styles
 
 

@@ -14,6 +14,7 @@ from . import launch as launching  # noqa: E402
 from .arguments import job_options, resolve_styles, result_name, styles_request  # noqa: E402
 from .layers import add_result_layers, decode_result, inline_image  # noqa: E402
 from .progress import progress_text  # noqa: E402
+from .regions import cut_out, layer_masks  # noqa: E402
 from .worker_client import run_to_end  # noqa: E402
 
 
@@ -22,6 +23,7 @@ def stylize_layers(image: Gimp.Image, layers: list[Gimp.Layer], config: Gimp.Pro
     launch = launching.launch_for_gimp(Gimp.directory())
     styles = resolve_styles(config)
     base = {**styles_request(styles), "options": job_options(config)}
+    masks = layer_masks(image, layers, config, [s.slot for s in styles])
     results = []
     Gimp.progress_init("Neural style transfer: starting")
     for index, src in enumerate(layers):
@@ -35,9 +37,9 @@ def stylize_layers(image: Gimp.Image, layers: list[Gimp.Layer], config: Gimp.Pro
             if isinstance(fraction, (int, float)):
                 Gimp.progress_update((index + min(max(fraction, 0.0), 1.0)) / len(layers))
 
-        done = run_to_end(launch, {"content": inline_image(src), **base}, on_event)
+        done = run_to_end(launch, {"content": inline_image(src), **base, **masks[index]}, on_event)
         results.append((src, decode_result(done, src)))
     Gimp.progress_set_text("Neural style transfer: adding the result")
-    added = add_result_layers(image, results, result_name(styles), config.get_property("use-selection"))
+    added = add_result_layers(image, results, result_name(styles), cut_out(config, [s.slot for s in styles]))
     Gimp.progress_end()
     return added

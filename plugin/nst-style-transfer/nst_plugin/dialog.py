@@ -36,10 +36,19 @@ gi.require_version("GdkPixbuf", "2.0")
 from gi.repository import GdkPixbuf, Gimp, GimpUi, GLib, GObject, Gtk  # noqa: E402
 
 from . import launch as launching  # noqa: E402
-from .arguments import EXTRA_STYLES, blend_weights, job_options, resolve_styles, result_name, styles_request  # noqa: E402
+from .arguments import (  # noqa: E402
+    EXTRA_STYLES,
+    blend_weights,
+    has_style,
+    job_options,
+    resolve_styles,
+    result_name,
+    styles_request,
+)
 from .errors import Cancelled, PlugInError  # noqa: E402
 from .layers import add_result_layers, decode_result, inline_image, scaled_rgba, selection_mask  # noqa: E402
 from .progress import progress_text  # noqa: E402
+from .regions import cut_out, layer_masks  # noqa: E402
 from .worker_client import WorkerProcess, log  # noqa: E402
 
 RESPONSE_RUN, RESPONSE_APPLY, RESPONSE_STOP = 10, 11, 12  # 1 is the ProcedureDialog's own Reset
@@ -47,7 +56,7 @@ RESPONSE_RESET = 1
 PREVIEW_SIDE = 320  # the preview area's longest side; the worker sends previews no larger
 PREVIEW_INTERVAL_S = 1.0
 ESTIMATE_DELAY_MS = 300  # settle time after a settings change before asking for a new estimate
-SETTINGS = ("strength", "size", "quality", "preserve-colors", "seed", "device", "use-selection")
+SETTINGS = ("strength", "size", "quality", "preserve-colors", "seed", "device", "use-selection", "outside-selection")
 
 
 class Trace:
@@ -163,6 +172,8 @@ class LiveDialog:
         self.pending: list[Gimp.Layer] = []  # layers still to run
         self.results: list[tuple[Gimp.Layer, bytes]] = []
         self.name = ""
+        self.slots: list[int] = [1]  # the style slots of the run (regions place styles by slot)
+        self.masks: list[dict] = []  # per layer: the request's "masks" (or nothing)
         self.applying = False
         self.estimator: WorkerProcess | None = None
         self.estimate_id = 0
@@ -182,7 +193,8 @@ class LiveDialog:
         tabs, pages = [], []
         for n in (1, *EXTRA_STYLES):
             suffix = "" if n == 1 else f"-{n}"
-            props = [f"style-layer{suffix}", f"style-file{suffix}"] + ([f"style-{n}-weight"] if n > 1 else [])
+            props = [f"style-layer{suffix}", f"style-file{suffix}"]
+            props += [f"style-{n}-weight", f"style-{n}-channel"] if n > 1 else []
             dialog.get_label(f"style-{n}-tab", f"Style {n}" + (" (optional)" if n > 1 else ""), False, False)
             dialog.fill_box(f"style-{n}-page", props)
             tabs.append(f"style-{n}-tab")
@@ -233,7 +245,8 @@ class LiveDialog:
         self._set_running(False)
 
     def _masked(self) -> bool:
-        return bool(self.config.get_property("use-selection")) and not Gimp.Selection.is_empty(self.image)
+        slots = [1, *(n for n in EXTRA_STYLES if has_style(self.config, n))]
+        return cut_out(self.config, slots) and not Gimp.Selection.is_empty(self.image)
 
     def _set_running(self, running: bool) -> None:
         self.apply_button.set_sensitive(running and not self.applying)
@@ -291,6 +304,8 @@ class LiveDialog:
         try:
             styles = resolve_styles(self.config)
             self.name = result_name(styles)
+            self.slots = [s.slot for s in styles]
+            self.masks = layer_masks(self.image, self.layers, self.config, self.slots)  # one per layer
             self.base_request = {
                 **styles_request(styles),
                 "options": job_options(self.config),
@@ -313,7 +328,8 @@ class LiveDialog:
         self.run_id += 1
         run_id = self.run_id
         try:
-            worker = WorkerProcess(self.launch, {"content": inline_image(src), **self.base_request})
+            masks = self.masks[self.layers.index(src)]
+            worker = WorkerProcess(self.launch, {"content": inline_image(src), **self.base_request, **masks})
         except PlugInError as exc:
             self._say(str(exc))
             self._set_running(False)
@@ -390,7 +406,7 @@ class LiveDialog:
     def _apply_results(self) -> None:
         """Add the layers (one undo group), then close with SUCCESS."""
         try:
-            added = add_result_layers(self.image, self.results, self.name, self.config.get_property("use-selection"))
+            added = add_result_layers(self.image, self.results, self.name, cut_out(self.config, self.slots))
         except Exception as exc:  # the image stays as it was (add_result_layers removes partial results)
             self._idle(f"could not add the result: {exc}")
             return

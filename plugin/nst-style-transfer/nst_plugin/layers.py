@@ -66,17 +66,12 @@ def decode_result(done: dict, src: Gimp.Layer) -> bytes:
 
 
 def add_result_layer(
-    image: Gimp.Image, src: Gimp.Layer, name: str, pixels: bytes, mask_with_selection: bool, added: list[Gimp.Layer]
-) -> None:
-    """Insert the result above src, same size and offsets; mask it by the selection if asked.
-
-    The layer joins ``added`` as soon as it is in the image, so that a failure while it is
-    filled still takes it out again."""
+    image: Gimp.Image, src: Gimp.Layer, name: str, pixels: bytes, mask_with_selection: bool
+) -> Gimp.Layer:
+    """Insert the result above src, same size and offsets; mask it by the selection if asked."""
     w, h = src.get_width(), src.get_height()
     layer = Gimp.Layer.new(image, name, w, h, Gimp.ImageType.RGBA_IMAGE, 100.0, Gimp.LayerMode.NORMAL)
-    if not image.insert_layer(layer, src.get_parent(), image.get_item_position(src)):
-        raise PlugInError(f"GIMP refused to add the result layer above {src.get_name()!r}")
-    added.append(layer)
+    image.insert_layer(layer, src.get_parent(), image.get_item_position(src))
     _, ox, oy = src.get_offsets()
     layer.set_offsets(ox, oy)
     buf = layer.get_buffer()
@@ -86,27 +81,22 @@ def add_result_layer(
         # a mask made from the selection keeps its feathered edge and stays editable
         layer.add_mask(layer.create_mask(Gimp.AddMaskType.SELECTION))
     layer.update(0, 0, w, h)
+    return layer
 
 
 def add_result_layers(
     image: Gimp.Image, results: Sequence[tuple[Gimp.Layer, bytes]], name: str, use_selection: bool
 ) -> list[Gimp.Layer]:
-    """All results in one undo group (one Ctrl+Z removes them); on a failure none stays.
-
-    The image or a source layer may have been closed while a dialog's run went on: that is a
-    one-line error, not a half-made result."""
-    if not image.is_valid() or not all(src.is_valid() for src, _ in results):
-        raise PlugInError("the image or a source layer was closed while the style transfer ran")
+    """All results in one undo group (one Ctrl+Z removes them); on a failure none stays."""
     mask = use_selection and not Gimp.Selection.is_empty(image)
     added: list[Gimp.Layer] = []
     image.undo_group_start()
     try:
         for src, pixels in results:
-            add_result_layer(image, src, name, pixels, mask, added)
+            added.append(add_result_layer(image, src, name, pixels, mask))
     except Exception:
         for layer in added:
-            if layer.is_valid():
-                image.remove_layer(layer)
+            image.remove_layer(layer)
         raise
     finally:
         image.undo_group_end()
