@@ -18,11 +18,12 @@ from .errors import ExportError
 from .sources import sha256_file
 
 #: Bumped whenever the graphs' inputs, outputs or meaning change; old exports are then redone.
-GRAPH_FORMAT = "nst-graphs/3"
+GRAPH_FORMAT = "nst-graphs/4"  # 4: adds the guided (masked-regions) fused graph
 MANIFEST = "manifest.json"
 FEATURE_FILE = "feature.onnx"
 GRADIENT_FILE = "gradient.onnx"
 FUSED_FILE = "fused.onnx"
+GUIDED_FILE = "guided.onnx"
 DEFAULT_OPSET = 18
 
 

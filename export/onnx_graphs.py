@@ -11,6 +11,7 @@ import contextlib
 import io
 import logging
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import onnx
@@ -114,30 +115,79 @@ def export_fused_graph(
     The loss graph is exported on its own (its inputs share symbolic dims with the taps, which
     torch.export can express) and wired to the other two by name with onnx.compose.
     """
-    from onnx import compose
-
     from .torch_loss import LossNet
 
     loss_net = LossNet(net.taps)
+    outputs, examples, tap_spec = _loss_examples(net, loss_net.content_layer)
+    for s in loss_net.style_layers:
+        channels = outputs[s].shape[1]
+        examples[f"gram_{s}"] = torch.randn(channels, channels)
+    examples["style_weights"] = torch.ones(len(loss_net.style_layers))
+    return _compose_with_loss(net, loss_net, examples, tap_spec, feature_path, gradient_path, path, opset)
+
+
+def export_guided_graph(
+    net: FeatureNet, feature_path: Path, gradient_path: Path, path: Path, opset: int = DEFAULT_OPSET
+) -> list[str]:
+    """The fused graph for masked (regional) style terms: ``GuidedLossNet`` between feature and
+    gradient graph, with the number of regions R a dynamic dimension; returns its input names."""
+    from .torch_loss import GuidedLossNet, gram_name, mask_input_name
+
+    loss_net = GuidedLossNet(net.taps)
+    regions = 2  # torch.export specialises a dimension traced at size 1
+    outputs, examples, tap_spec = _loss_examples(net, loss_net.content_layer)
+    for s in loss_net.style_layers:
+        _, channels, height, width = outputs[s].shape
+        examples[gram_name(s)] = torch.randn(regions, channels, channels)
+        examples[mask_input_name(s)] = torch.rand(regions, height, width)
+    examples["style_weights"] = torch.ones(regions, len(loss_net.style_layers))
+    r_dim = torch.export.Dim("regions", min=1, max=256)
+    masks = {mask_input_name(s): s for s in loss_net.style_layers}
+
+    def spec(name: str) -> dict | None:
+        if name in masks:
+            height, width = tap_spec(masks[name]).values()
+            return {0: r_dim, 1: height, 2: width}
+        if name.startswith("gram_") or name == "style_weights":
+            return {0: r_dim}
+        return tap_spec(name)
+
+    return _compose_with_loss(net, loss_net, examples, spec, feature_path, gradient_path, path, opset)
+
+
+def _loss_examples(net: FeatureNet, content: str | None):
+    """(traced outputs, example inputs for the taps, content target and weight, and each tap's
+    symbolic spatial dims by input name) shared by the loss graphs."""
     with torch.no_grad():
         outputs = dict(zip(net.output_names, net(torch.rand(1, 3, *TRACE_SIZE)), strict=True))
-    content, styles = loss_net.content_layer, loss_net.style_layers
     examples: dict[str, torch.Tensor] = {t: outputs[t] for t in net.taps}
     if content:
         examples["content_target"] = torch.randn_like(outputs[content])
-    for s in styles:
-        channels = outputs[s].shape[1]
-        examples[f"gram_{s}"] = torch.randn(channels, channels)
     examples["content_weight"] = torch.tensor(1.0)
-    examples["style_weights"] = torch.ones(len(styles))
     levels = _dims(1 + sum(1 for layer in net.plan if layer.kind == "pool"))
 
-    def spec(name: str) -> dict | None:
+    def tap_spec(name: str) -> dict | None:
         layer = content if name == "content_target" else name
         if layer not in net.taps:
             return None
         level = _output_level(net, layer)
         return {2: levels[level][0], 3: levels[level][1]}
+
+    return outputs, examples, tap_spec
+
+
+def _compose_with_loss(
+    net: FeatureNet,
+    loss_net,
+    examples: dict[str, torch.Tensor],
+    spec: Callable[[str], dict | None],
+    feature_path: Path,
+    gradient_path: Path,
+    path: Path,
+    opset: int,
+) -> list[str]:
+    """Export ``loss_net`` and wire it between the feature and the gradient graph by name."""
+    from onnx import compose
 
     with _quiet(), torch.no_grad():
         program = torch.onnx.export(

@@ -23,6 +23,7 @@ from .manifest import (
     FEATURE_FILE,
     FUSED_FILE,
     GRADIENT_FILE,
+    GUIDED_FILE,
     GraphKey,
     exporter_versions,
     is_current,
@@ -133,9 +134,9 @@ def export_graphs(req: ExportRequest, log: Callable[[str], None] = lambda _msg: 
     _ensure_writable(folder)
 
     # The exporter and verifier are heavy imports; a reuse (the common case) never needs them.
-    from .onnx_graphs import export_feature_graph, export_fused_graph, export_gradient_graph
+    from .onnx_graphs import export_feature_graph, export_fused_graph, export_gradient_graph, export_guided_graph
     from .torch_vgg import FeatureNet, GradientNet
-    from .verify import verify_fused, verify_graphs
+    from .verify import verify_fused, verify_graphs, verify_guided
     from .weights import load_weights
 
     weights = r.weights or load_weights(src)
@@ -149,10 +150,14 @@ def export_graphs(req: ExportRequest, log: Callable[[str], None] = lambda _msg: 
         fused_inputs = export_fused_graph(
             net, staging / FEATURE_FILE, staging / GRADIENT_FILE, staging / FUSED_FILE, req.opset
         )
+        guided_inputs = export_guided_graph(
+            net, staging / FEATURE_FILE, staging / GRADIENT_FILE, staging / GUIDED_FILE, req.opset
+        )
         checks = verify_graphs(net, grad_net, staging / FEATURE_FILE, staging / GRADIENT_FILE)
         checks.update(verify_fused(net, staging / FUSED_FILE))
-        manifest = _manifest(key, src, weights, net, grad_net, fused_inputs, staging, checks)
-        for name in (FEATURE_FILE, GRADIENT_FILE, FUSED_FILE):
+        checks.update(verify_guided(net, staging / GUIDED_FILE))
+        manifest = _manifest(key, src, weights, net, grad_net, (fused_inputs, guided_inputs), staging, checks)
+        for name in (FEATURE_FILE, GRADIENT_FILE, FUSED_FILE, GUIDED_FILE):
             (staging / name).replace(folder / name)
         write_manifest(folder, manifest)
     finally:
@@ -166,7 +171,7 @@ def _manifest(
     weights: VGGWeights,
     net: FeatureNet,
     grad_net: GradientNet,
-    fused_inputs: list[str],
+    loss_inputs: tuple[list[str], list[str]],  # the fused and the guided graph's
     staging: Path,
     checks: dict,
 ) -> dict:
@@ -208,12 +213,15 @@ def _manifest(
         "graphs": {
             "feature": graph_entry(FEATURE_FILE, ["image"], net.output_names),
             "gradient": graph_entry(GRADIENT_FILE, grad_net.input_names, ["grad_image"]),
-            "fused": graph_entry(FUSED_FILE, fused_inputs, ["loss", "content_loss", "style_loss", "grad_image"]),
+            "fused": graph_entry(FUSED_FILE, loss_inputs[0], ["loss", "content_loss", "style_loss", "grad_image"]),
+            "guided": graph_entry(GUIDED_FILE, loss_inputs[1], ["loss", "content_loss", "style_loss", "grad_image"]),
         },
         "loss": {
             "content_layer": content_layer,
             "style_layers": list(style_layers),
             "formula": "content_weight·mean((F−T)²) + Σ style_weights[l]·mean((FFᵀ/hw − A_l)²)",
+            "guided_formula": "content_weight·mean((F−T)²) + Σ_r Σ_l style_weights[r, l]·mean((G_rl − A_rl)²), "
+            "G_rl = (F⊙m_rl)(F⊙m_rl)ᵀ/Σm_rl² (mask_<l>: [R, h_l, w_l], gram_<l>: [R, C, C])",
         },
         "saved": [{"name": s.name, "layer": s.layer, "kind": s.kind} for s in net.saved],
         "verification": checks,

@@ -10,6 +10,11 @@ blend and user weight:
 
 The gradients are the closed forms: d content/dF = 2 w_c (F − T) / N and
 d style_l/dF = 4 w_l (G − A) F / (C² h w) (G and A are symmetric).
+
+``GuidedLossNet`` is the same loss with R regions per style layer (Gatys et al. 2017, §4): each
+region r has a mask m_r on the layer's grid, its own target A_r and weight w_r, and its guided
+Gram G_r = (F ⊙ m_r)(F ⊙ m_r)ᵀ / Σ m_r², so d style_r/dF = 4 w_r (G_r − A_r) F diag(m_r²) / (C² Σ m_r²).
+Exported as the *guided* graph, it keeps masked (regional) runs on the one-graph fast path.
 """
 
 from __future__ import annotations
@@ -30,6 +35,10 @@ def gram_name(layer: str) -> str:
     return f"gram_{layer}"
 
 
+def mask_input_name(layer: str) -> str:
+    return f"mask_{layer}"
+
+
 class LossNet(nn.Module):
     def __init__(self, taps: tuple[str, ...]):
         super().__init__()
@@ -45,37 +54,86 @@ class LossNet(nn.Module):
     def output_names(self) -> list[str]:
         return ["loss", "content_loss", "style_loss", *(f"grad_{t}" for t in self.taps)]
 
-    def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        named = dict(zip(self.input_names, inputs, strict=True))
-        feats = {t: named[t] for t in self.taps}
-        content_weight, style_weights = named["content_weight"], named["style_weights"]
-        grads: dict[str, torch.Tensor] = {}
+    def _content(self, feats: dict, named: dict, grads: dict) -> torch.Tensor:
+        """The content part; its gradient goes into ``grads``."""
+        content_weight = named["content_weight"]
         # Parts with no layers still depend on an input, so the exporter keeps them as graph outputs.
         content = content_weight * 0.0
         if self.content_layer:
             diff = feats[self.content_layer] - named["content_target"]
             content = content_weight * diff.pow(2).mean()
             grads[self.content_layer] = content_weight * 2.0 * diff / diff.numel()
-        style = style_weights.sum() * 0.0
+        return content
+
+    def _content_reference(self, feats: dict, named: dict) -> torch.Tensor:
+        if not self.content_layer:
+            return torch.zeros(())
+        return named["content_weight"] * (feats[self.content_layer] - named["content_target"]).pow(2).mean()
+
+    def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        named = dict(zip(self.input_names, inputs, strict=True))
+        feats = {t: named[t] for t in self.taps}
+        grads: dict[str, torch.Tensor] = {}
+        content = self._content(feats, named, grads)
+        style = named["style_weights"].sum() * 0.0
         for i, layer in enumerate(self.style_layers):
             f = feats[layer]
             flat = f.reshape(f.shape[1], -1)  # a view: indexing the batch copied the tensor (Gather)
-            positions = flat.shape[1]
-            d = flat @ flat.T / positions - named[gram_name(layer)]
-            channels = d.shape[0]
-            style = style + style_weights[i] * d.pow(2).mean()
-            grads[layer] = (style_weights[i] * (4.0 / (channels * channels * positions)) * (d @ flat)).view(f.shape)
+            loss, grad = self._style(i, layer, flat, named)
+            style = style + loss
+            grads[layer] = grad.view(f.shape)
         return (content + style, content, style, *(grads[t] for t in self.taps))
+
+    def _style(self, i: int, layer: str, flat: torch.Tensor, named: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """One style layer's loss and its gradient w.r.t. the features ``flat`` [C, P]."""
+        weight = named["style_weights"][i]
+        positions = flat.shape[1]
+        d = flat @ flat.T / positions - named[gram_name(layer)]
+        channels = d.shape[0]
+        return weight * d.pow(2).mean(), weight * (4.0 / (channels * channels * positions)) * (d @ flat)
 
     def reference(self, feats: dict[str, torch.Tensor], named: dict[str, torch.Tensor]) -> torch.Tensor:
         """The same loss through plain autograd, for verification."""
-        total = torch.zeros(())
-        if self.content_layer:
-            total = (
-                total + named["content_weight"] * (feats[self.content_layer] - named["content_target"]).pow(2).mean()
-            )
+        total = self._content_reference(feats, named)
         for i, layer in enumerate(self.style_layers):
-            flat = feats[layer].flatten(2)[0]
-            g = flat @ flat.T / flat.shape[1]
-            total = total + named["style_weights"][i] * (g - named[gram_name(layer)]).pow(2).mean()
+            total = total + self._style_reference(i, layer, feats[layer].flatten(2)[0], named)
+        return total
+
+    def _style_reference(self, i: int, layer: str, flat: torch.Tensor, named: dict) -> torch.Tensor:
+        g = flat @ flat.T / flat.shape[1]
+        return named["style_weights"][i] * (g - named[gram_name(layer)]).pow(2).mean()
+
+
+class GuidedLossNet(LossNet):
+    """The loss with R masked regions per style layer: ``gram_<l>`` [R, C, C], ``mask_<l>`` [R, h, w],
+    ``style_weights`` [R, L]. A region with weight 0 and an all-zero mask adds exactly nothing, so
+    a caller pads layers to the same R."""
+
+    @property
+    def input_names(self) -> list[str]:
+        content = ["content_target"] if self.content_layer else []
+        guides = [name for s in self.style_layers for name in (gram_name(s), mask_input_name(s))]
+        return [*self.taps, *content, *guides, "content_weight", "style_weights"]
+
+    def _style(self, i: int, layer: str, flat: torch.Tensor, named: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        # (F ⊙ m)(F ⊙ m)ᵀ = (F ⊙ m²) Fᵀ, and the gradient Σ_r c_r (D_r F) ⊙ m_r² = [c_1 D_1 … c_R D_R]
+        # [F ⊙ m_1²; …; F ⊙ m_R²]: one [R, C, P] temporary (F ⊙ m²) and one matmul into [C, P].
+        mask = named[mask_input_name(layer)]
+        m2 = (mask * mask).reshape(mask.shape[0], 1, -1)  # [R, 1, P]
+        norm = m2.sum(dim=(1, 2)).clamp_min(1e-12)  # Σ m² per region
+        weighted = flat.unsqueeze(0) * m2  # [R, C, P]
+        d = weighted @ flat.T / norm.view(-1, 1, 1) - named[gram_name(layer)]  # [R, C, C]
+        regions, channels = d.shape[0], d.shape[1]
+        w = named["style_weights"][:, i]
+        coef = (w * (4.0 / (channels * channels)) / norm).view(-1, 1, 1)
+        stacked = (d * coef).permute(1, 0, 2).reshape(channels, regions * channels)
+        grad = stacked @ weighted.reshape(regions * channels, -1)
+        return (w * d.pow(2).mean(dim=(1, 2))).sum(), grad
+
+    def _style_reference(self, i: int, layer: str, flat: torch.Tensor, named: dict) -> torch.Tensor:
+        total = flat.new_zeros(())
+        for r, mask in enumerate(named[mask_input_name(layer)]):
+            m = mask.reshape(1, -1)
+            g = (flat * m) @ (flat * m).T / (m * m).sum().clamp_min(1e-12)
+            total = total + named["style_weights"][r, i] * (g - named[gram_name(layer)][r]).pow(2).mean()
         return total

@@ -122,11 +122,52 @@ def fused_feed(net: FeatureNet, image: torch.Tensor, seed: int = 7) -> tuple[dic
 
 def verify_fused(net: FeatureNet, fused_path: Path) -> dict:
     """The fused graph's loss and gradient against torch autograd on the same loss."""
-    session = cpu_session(fused_path)
+    worst_loss, worst_grad = _verify_loss_graph(net, fused_path, "fused", lambda image, _i: fused_feed(net, image))
+    return {"fused_loss_relative_error": worst_loss, "fused_gradient_relative_l2": worst_grad}
+
+
+def guided_feed(net: FeatureNet, image: torch.Tensor, regions: int) -> tuple[dict[str, torch.Tensor], dict]:
+    """The fused feed widened to ``regions`` soft, overlapping masks per style layer; with 3 or
+    more, the last region is padding (all-zero mask, weight 0), which must add exactly nothing."""
+    from .torch_loss import GuidedLossNet, gram_name, mask_input_name
+
+    named, _ = fused_feed(net, image)
+    loss_net = GuidedLossNet(net.taps)
+    height, width = image.shape[2], image.shape[3]
+    guides = smooth_image(height, width, seed=23)[0, :regions]  # [R ≤ 3, h, w], smooth, in [0, 1]
+    weights = named["style_weights"]
+    named["style_weights"] = torch.stack([weights * (1.0 + r) for r in range(regions)])
+    with torch.no_grad():
+        feats = net.features(image)
+    for layer in loss_net.style_layers:
+        shape = feats[layer].shape[2:]
+        masks = F.interpolate(guides[None], size=shape, mode="area")[0]
+        gram = named[gram_name(layer)]
+        named[gram_name(layer)] = torch.stack([gram * (0.5 + r) for r in range(regions)])
+        if regions >= 3:
+            masks[-1] = 0.0
+        named[mask_input_name(layer)] = masks.contiguous()
+    if regions >= 3:
+        named["style_weights"][-1] = 0.0
+    return named, {"loss_net": loss_net}
+
+
+def verify_guided(net: FeatureNet, guided_path: Path) -> dict:
+    """The guided graph against torch autograd on the masked loss, with 2 regions at one size and
+    2 + 1 padding at the other."""
+    worst_loss, worst_grad = _verify_loss_graph(
+        net, guided_path, "guided", lambda image, i: guided_feed(net, image, 2 + i)
+    )
+    return {"guided_loss_relative_error": worst_loss, "guided_gradient_relative_l2": worst_grad}
+
+
+def _verify_loss_graph(net: FeatureNet, path: Path, role: str, feed_for) -> tuple[float, float]:
+    """(worst loss error, worst gradient error) of a loss-and-gradient graph over CHECK_SIZES."""
+    session = cpu_session(path)
     worst_loss = worst_grad = 0.0
-    for height, width in CHECK_SIZES:
+    for i, (height, width) in enumerate(CHECK_SIZES):
         image = smooth_image(height, width, seed=11)
-        named, extra = fused_feed(net, image)
+        named, extra = feed_for(image, i)
         x = image.clone().requires_grad_(True)
         reference = extra["loss_net"].reference(net.features(x), named)
         (grad,) = torch.autograd.grad(reference, x)
@@ -137,6 +178,6 @@ def verify_fused(net: FeatureNet, fused_path: Path) -> dict:
         worst_loss, worst_grad = max(worst_loss, loss_err), max(worst_grad, grad_err)
         if not (loss_err <= LOSS_TOLERANCE and grad_err <= GRADIENT_TOLERANCE):
             raise ExportError(
-                f"fused graph differs from torch ({height}×{width}): loss {loss_err:.1e}, gradient {grad_err:.1e}"
+                f"{role} graph differs from torch ({height}×{width}): loss {loss_err:.1e}, gradient {grad_err:.1e}"
             )
-    return {"fused_loss_relative_error": worst_loss, "fused_gradient_relative_l2": worst_grad}
+    return worst_loss, worst_grad

@@ -1,8 +1,8 @@
 """``nst``: style transfer from the command line, a thin shell on ``stylize()``'s events.
 
-``nst CONTENT STYLE [STYLE ...] -o OUT``; also ``nst demo`` (the bundled example) and
-``nst install-gimp-plugin``. Every failure is one line on stderr and a non-zero exit code;
-Ctrl-C stops within a second and writes nothing.
+``nst CONTENT STYLE [STYLE ...] -o OUT``; also ``nst demo`` (the bundled example),
+``nst estimate`` (the time a run would take) and ``nst install-gimp-plugin``. Every failure is
+one line on stderr and a non-zero exit code; Ctrl-C stops within a second and writes nothing.
 """
 
 from __future__ import annotations
@@ -43,6 +43,11 @@ def _ints(text: str) -> tuple[int, ...]:
         return tuple(int(v) for v in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an integer or comma-separated integers, got {text!r}") from None
+
+
+def _files(text: str) -> tuple[str | None, ...]:
+    """Comma-separated file names; an empty entry (``a.png,,c.png``) is None."""
+    return tuple(part.strip() or None for part in text.split(","))
 
 
 def _number(text: str) -> float:
@@ -167,12 +172,27 @@ def build_parser() -> argparse.ArgumentParser:
         description="Paint CONTENT in the style of STYLE (Gatys et al.), with VGG running in onnxruntime. "
         "Other commands: 'nst demo' runs the bundled example; 'nst batch' stylizes many photos; "
         "'nst video' stylizes a video or animation without flicker; "
+        "'nst estimate CONTENT STYLE [options]' says how long that run would take here; "
         "'nst install-gimp-plugin' installs the GIMP 3 plug-in.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("content", help="the photo (any format Pillow reads)")
     p.add_argument("styles", nargs="+", metavar="style", help="one or more style images (paintings)")
     p.add_argument("-o", "--output", required=True, help="result file; its extension sets the format")
+    p.add_argument(
+        "--masks",
+        type=_files,
+        metavar="FILE[,FILE...]",
+        help="one greyscale mask per style (white: that style, black: not it; soft edges blend), e.g. "
+        "sky.png,ground.png; the photo stays where no mask is white; an empty entry means everywhere",
+    )
+    p.add_argument(
+        "--style-masks",
+        type=_files,
+        metavar="FILE[,FILE...]",
+        help="one mask per style image selecting the part of the painting whose style is used "
+        "(an empty entry: all of it)",
+    )
     p.add_argument(
         "--overwrite", action="store_true", help="allow the output to replace an input file (content, style or init)"
     )
@@ -203,6 +223,10 @@ def main(argv: list[str] | None = None) -> int:
         from .gimp_install import main as install_main
 
         return install_main(argv[1:])
+    if argv and argv[0] == "estimate":
+        from .estimate import main as estimate_main
+
+        return estimate_main(argv[1:])
     if argv and argv[0] in ("batch", "video"):
         from importlib import import_module
 
@@ -226,11 +250,14 @@ def run_and_save(content: object, styles: list, output: str, args: argparse.Name
 
         options = options_from_args(args)
         options.validate(len(styles))
+        masks = _masks(getattr(args, "masks", None), len(styles), "masks", "mask")
+        style_masks = _masks(getattr(args, "style_masks", None), len(styles), "style-masks", "style mask")
         out_path = check_output_path(output)
         if not getattr(args, "overwrite", False):
             inputs = [("content", content), *(("style", s) for s in styles), ("init image", options.init_image)]
-            check_not_an_input(out_path, inputs)
-        result = _run_cancellable(content, styles, options, args.graphs, say)
+            mask_files = (*(getattr(args, "masks", None) or ()), *(getattr(args, "style_masks", None) or ()))
+            check_not_an_input(out_path, inputs + [("mask", f) for f in mask_files])
+        result = _run_cancellable(content, styles, options, args.graphs, say, masks, style_masks)
         from .images import save_image
 
         for note in save_image(result.image, out_path):
@@ -262,15 +289,35 @@ def run_and_save(content: object, styles: list, output: str, args: argparse.Name
     return 0
 
 
-def _run_cancellable(content, styles, options, graphs_dir, say: _Say):
+def _masks(files: tuple[str | None, ...] | None, count: int, option: str, role: str) -> list | None:
+    """The mask files, read and checked before any compute: a mask that is all zero is refused."""
+    if files is None:
+        return None
+    if len(files) != count:
+        raise NSTError(f"--{option} names {len(files)} file(s) for {count} style image(s): give one per style")
+    from .regions import load_mask
+
+    masks = [None if f is None else load_mask(f, role) for f in files]
+    for path, mask in zip(files, masks, strict=True):
+        if mask is not None and mask.empty:
+            raise NSTError(f"{role} is empty (all zero, nothing selected): {path}")
+    return masks
+
+
+def _run_cancellable(content, styles, options, graphs_dir, say: _Say, masks=None, style_masks=None):
     """Run the engine in a thread; the main thread waits, so SIGINT/SIGTERM are handled at once."""
     from .engine import run
 
     cancel = threading.Event()
+
+    def work():
+        return run(
+            content, styles, options, masks=masks, style_masks=style_masks, progress=say.event, cancel=cancel,
+            graphs_dir=graphs_dir,
+        )  # fmt: skip
+
     with _signals_set(cancel):
-        return in_thread(
-            lambda: run(content, styles, options, progress=say.event, cancel=cancel, graphs_dir=graphs_dir)
-        )
+        return in_thread(work)
 
 
 def in_thread(work, name: str = "nst-stylize"):

@@ -21,7 +21,7 @@ from PIL import Image
 
 from nst_export import DEFAULT_LAYERS
 
-from . import color, memory
+from . import color, memory, regions
 from .evaluate import Evaluator, choose_evaluator
 from .events import Event, Note, Preview, Progress, Status
 from .features import VGG, get_vgg
@@ -76,6 +76,8 @@ def stylize(
     pooling: str = "max",
     max_memory: int | str | None = None,
     tile_size: int | None = None,
+    masks: Sequence[object | None] | None = None,
+    style_masks: Sequence[object | None] | None = None,
     progress: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
 ) -> Image.Image:
@@ -87,7 +89,11 @@ def stylize(
     size); the result is scaled back. ``max_memory`` ("8G", "1500M" or bytes; default: a safe
     share of the memory available) bounds the whole run: large images are then evaluated in
     exact tiles, and a run that cannot fit is refused before it starts; ``tile_size`` forces
-    tiles of that size. ``progress`` receives Status, Note and Progress events;
+    tiles of that size. ``masks`` (one per style, in the content's size; a path, PIL
+    image or array, greyscale 0–1 or 0–255, soft edges allowed, None for the whole image) paint
+    each style only in its region, with guided Gram matrices; where no mask reaches the result
+    is the photo. ``style_masks`` (one per style, None for all of it) take a style's statistics
+    from part of its painting. ``progress`` receives Status, Note and Progress events;
     setting ``cancel`` raises ``Cancelled`` within about a second. Raises ``NSTError`` with a
     one-line message for bad input.
     """
@@ -97,7 +103,7 @@ def stylize(
         preserve_color=preserve_color, init=init, init_image=init_image, optimizer=optimizer, seed=seed,
         device=device, weights=weights, pooling=pooling, max_memory=max_memory, tile_size=tile_size,
     )  # fmt: skip
-    return run(content, styles, options, progress=progress, cancel=cancel).image
+    return run(content, styles, options, masks=masks, style_masks=style_masks, progress=progress, cancel=cancel).image
 
 
 def run(
@@ -105,6 +111,8 @@ def run(
     styles: object | Sequence[object],
     options: Options,
     *,
+    masks: Sequence[object | None] | None = None,
+    style_masks: Sequence[object | None] | None = None,
     progress: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
     finish: threading.Event | None = None,
@@ -117,7 +125,7 @@ def run(
     ``finish``, once set, ends the run within one evaluation with the best image so far, finished
     like any result. ``preview_interval`` (seconds) asks for ``Preview`` events at most that often.
     ``pixel_terms`` are extra differentiable losses on the image (a temporal term, …), added at
-    every scale.
+    every scale. ``masks`` and ``style_masks``: see ``stylize()`` and nst_runtime.regions.
     """
     started = time.perf_counter()
     emit = progress or (lambda _e: None)
@@ -130,6 +138,7 @@ def run(
     for img in (content_img, *style_imgs, *([init_img] if init_img else [])):
         for note in img.notes:
             emit(Note(note))
+    guides = regions.prepare(masks, style_masks, content_img, style_imgs, lambda m: emit(Note(m)), options.style_blend)
 
     device = memory.budget_device(options.device)
     scales = _planned(options, content_img, style_imgs, device, emit)  # a refusal comes before any work
@@ -140,7 +149,7 @@ def run(
     if vgg.device != device:  # CUDA looked usable but onnxruntime could not use it: the host's memory counts
         scales = _planned(options, content_img, style_imgs, vgg.device, emit)
     controls = _Controls(finish, preview_interval)
-    job = _Job(vgg, options, content_img, style_imgs, init_img, emit, controls, pixel_terms, scales)
+    job = _Job(vgg, options, content_img, style_imgs, init_img, emit, controls, pixel_terms, scales, guides)
     if graphs_dir is None and options.optimizer == "lbfgs" and any(s.detail_steps for s in job.scales):
         job.detail_vgg = get_vgg(
             options.weights, options.pooling, DETAIL_LAYERS, options.device, log=lambda m: emit(Status(m))
@@ -150,7 +159,7 @@ def run(
             if model is not None:
                 stack.enter_context(model.cancellable(cancel))
         rgb, loss, parts = job.optimise()
-    image = _finish(rgb, content_img, options)
+    image = _finish(rgb, content_img, options, guides)
     return StylizeResult(
         image, loss, parts, time.perf_counter() - started, vgg.device, job.scales, controls.finishing, job.evaluations
     )
@@ -190,6 +199,7 @@ class _Job:
         controls: _Controls,
         pixel_terms: Sequence[PixelTerm],
         scales: list[Scale] | None = None,
+        guides: regions.Regions | None = None,
     ):
         self.vgg = vgg
         self.options = options
@@ -219,7 +229,9 @@ class _Job:
             options.blend(len(styles)),
             tuple(pixel_terms),
             Extractor(vgg, min((s.memory or 0 for s in self.scales), default=0) or None, options.tile_size),
+            guides,
         )
+        self.coverage = guides.coverage if guides is not None else None
         self.init = _to_tensor(init.rgb, self.device) if init is not None else None
         self.work_total = sum(s.work * (s.steps + DETAIL_COST * s.detail_steps) for s in self.scales) or 1
         self.work_done = 0
@@ -350,8 +362,10 @@ class _Job:
             return
         self.last_preview = time.perf_counter()
         rgb = _to_array(x)
+        photo = resize_array(self.content_rgb, rgb.shape[0], rgb.shape[1])
         if self.options.preserve_color == "luminance":
-            rgb = color.recombine_luminance(rgb, resize_array(self.content_rgb, rgb.shape[0], rgb.shape[1]))
+            rgb = color.recombine_luminance(rgb, photo)
+        rgb = regions.keep_photo(rgb, photo, self.coverage)
         self.emit(Preview(rgb, index + 1, len(self.scales), step, steps))
 
     def _skip(self, index: int, steps: float, x: torch.Tensor, report: bool = True) -> None:
@@ -391,9 +405,11 @@ def resize_array(rgb: np.ndarray, height: int, width: int) -> np.ndarray:
     return _to_array(resize(_to_tensor(rgb, torch.device("cpu")), height, width))
 
 
-def _finish(rgb: np.ndarray, content: ImageData, options: Options) -> Image.Image:
-    """Back to the content's size, colour preservation applied, alpha passed through."""
+def _finish(rgb: np.ndarray, content: ImageData, options: Options, guides: regions.Regions | None) -> Image.Image:
+    """Back to the content's size, colour preservation applied, the photo kept outside the
+    regions, alpha passed through."""
     full = _to_array(resize(_to_tensor(rgb, torch.device("cpu")), content.height, content.width))
     if options.preserve_color == "luminance":
         full = color.recombine_luminance(full, content.rgb)
+    full = regions.keep_photo(full, content.rgb, guides.coverage if guides is not None else None)
     return to_pil(full, content.alpha)

@@ -2,7 +2,8 @@
 
 - ``FusedEvaluator``: the whole image through the fused graph (features → loss → gradient in
   one onnxruntime run), for the built-in objective: content on relu4_2, one unmasked Gram term
-  per style layer. The fast path.
+  per style layer. The fast path. With the *guided* graph it also runs masked (regional)
+  objectives: any number of guided Gram terms per style layer (``guided_inputs``).
 - ``AutogradEvaluator``: the whole image through ``VGG.features`` (feature graph forward,
   gradient graph backward) and the torch loss formulas, for any objective (masked styles,
   other layers).
@@ -69,21 +70,23 @@ class AutogradEvaluator:
 
 
 class FusedEvaluator:
-    """The built-in objective through the fused graph; ``inputs`` are the graph's target inputs."""
+    """The built-in objective through a one-graph loss: ``graph`` "fused" (plain Grams) or
+    "guided" (masked regions); ``inputs`` are that graph's target inputs."""
 
-    def __init__(self, vgg: VGG, objective: Objective, inputs: dict[str, torch.Tensor]):
-        self.vgg, self.objective, self.inputs = vgg, objective, inputs
+    def __init__(self, vgg: VGG, objective: Objective, inputs: dict[str, torch.Tensor], graph: str = "fused"):
+        self.vgg, self.objective, self.inputs, self.graph = vgg, objective, inputs, graph
 
     def __call__(self, x: torch.Tensor) -> tuple[Parts, torch.Tensor]:
         self.vgg.check_cancel()
-        parts, grad = self.vgg.loss_and_grad(x, self.inputs)
+        parts, grad = self.vgg.loss_and_grad(x, self.inputs, self.graph)
         return _with_pixel_terms(self.objective, x, parts, grad)
 
 
 def fused_inputs(vgg: VGG, objective: Objective) -> dict[str, torch.Tensor] | None:
     """The fused graph's target inputs for this objective, or None when its built-in loss differs."""
-    content_layer, style_layers = vgg.graphs.loss_layers
-    if objective.content is not None and objective.content.layer != content_layer:
+    style_layers = vgg.graphs.loss_layers[1]
+    content = _content_inputs(vgg, objective)
+    if content is None:
         return None
     by_layer = {}
     for term in objective.styles:
@@ -91,31 +94,77 @@ def fused_inputs(vgg: VGG, objective: Objective) -> dict[str, torch.Tensor] | No
             return None
         by_layer[term.layer] = term
     device = vgg.torch_device
-    inputs: dict[str, torch.Tensor] = {}
-    content_weight = 0.0
-    if objective.content is not None:
-        inputs["content_target"], content_weight = objective.content.target, objective.content.weight
-    elif content_layer is not None:
-        shape = output_shape(vgg.graphs.plan, content_layer, objective.height, objective.width)
-        inputs["content_target"] = torch.zeros(shape, device=device)
+    inputs: dict[str, torch.Tensor] = dict(content[0])
     weights = []
     for layer in style_layers:
         term = by_layer.get(layer)
         channels = output_shape(vgg.graphs.plan, layer, objective.height, objective.width)[1]
         inputs[f"gram_{layer}"] = term.target if term is not None else torch.zeros((channels, channels))
         weights.append(term.weight if term is not None else 0.0)
-    inputs["content_weight"] = torch.tensor(content_weight, dtype=torch.float32, device=device)
+    inputs["content_weight"] = torch.tensor(content[1], dtype=torch.float32, device=device)
     inputs["style_weights"] = torch.tensor(weights, dtype=torch.float32, device=device)
+    return inputs
+
+
+def _content_inputs(vgg: VGG, objective: Objective) -> tuple[dict[str, torch.Tensor], float] | None:
+    """({"content_target": …} or {} when the graphs' loss has no content layer, the content weight)
+    as the loss graphs take them, or None when the objective's content layer is another one."""
+    content_layer = vgg.graphs.loss_layers[0]
+    if objective.content is not None:
+        if objective.content.layer != content_layer:
+            return None
+        return {"content_target": objective.content.target}, objective.content.weight
+    if content_layer is None:
+        return {}, 0.0
+    shape = output_shape(vgg.graphs.plan, content_layer, objective.height, objective.width)
+    return {"content_target": torch.zeros(shape, device=vgg.torch_device)}, 0.0
+
+
+def guided_inputs(vgg: VGG, objective: Objective) -> dict[str, torch.Tensor] | None:
+    """The guided graph's inputs: per style layer R stacked targets [R, C, C] and masks [R, h, w]
+    (ones for an unmasked term), weights [R, L]; layers with fewer terms are padded with terms of
+    weight 0 and an all-zero mask, which add exactly nothing. None when the graphs cannot say it."""
+    style_layers = vgg.graphs.loss_layers[1]
+    content = _content_inputs(vgg, objective)
+    if content is None or not vgg.graphs.has("guided"):
+        return None
+    by_layer: dict[str, list] = {layer: [] for layer in style_layers}
+    for term in objective.styles:
+        if term.layer not in by_layer:
+            return None
+        by_layer[term.layer].append(term)
+    regions = max((len(terms) for terms in by_layer.values()), default=0)
+    if regions == 0:
+        return None
+    device = vgg.torch_device
+    inputs: dict[str, torch.Tensor] = dict(content[0])
+    weights = torch.zeros((regions, len(style_layers)), dtype=torch.float32)
+    for i, layer in enumerate(style_layers):
+        _, channels, height, width = output_shape(vgg.graphs.plan, layer, objective.height, objective.width)
+        grams = torch.zeros((regions, channels, channels), device=device)
+        masks = torch.zeros((regions, height, width), device=device)
+        for r, term in enumerate(by_layer[layer]):
+            grams[r] = term.target
+            masks[r] = term.mask if term.mask is not None else 1.0
+            weights[r, i] = term.weight
+        inputs[f"gram_{layer}"], inputs[f"mask_{layer}"] = grams, masks
+    inputs["content_weight"] = torch.tensor(content[1], dtype=torch.float32, device=device)
+    inputs["style_weights"] = weights.to(device)
     return inputs
 
 
 def choose_evaluator(vgg: VGG, objective: Objective, options: Options, scale: Scale | None = None) -> Evaluator:
     """The fastest strategy that evaluates this objective exactly within the scale's memory room.
 
-    Whole-image evaluation (fused where the objective allows) wherever it fits ``scale.memory``;
-    otherwise tiles, as large as fit; ``options.tile_size`` forces tiles of that size.
+    Whole-image evaluation (the fused graph, or the guided one for masked terms, where the
+    objective allows) wherever it fits ``scale.memory``; otherwise tiles, as large as fit;
+    ``options.tile_size`` forces tiles of that size.
     """
-    inputs = fused_inputs(vgg, objective) if options.fused and objective.layers else None
+    graph, inputs = None, None
+    if options.fused and objective.layers:
+        graph, inputs = "fused", fused_inputs(vgg, objective)
+        if inputs is None:
+            graph, inputs = "guided", guided_inputs(vgg, objective)
     tile = memory.aligned_tile(options.tile_size)
     if tile is None and objective.layers and scale is not None:
         strategy = "fused" if inputs is not None else "autograd"
@@ -125,6 +174,6 @@ def choose_evaluator(vgg: VGG, objective: Objective, options: Options, scale: Sc
         from .tiled import TiledEvaluator
 
         return TiledEvaluator(vgg, objective, tile)
-    if inputs is not None:
-        return FusedEvaluator(vgg, objective, inputs)
+    if inputs is not None and graph is not None:
+        return FusedEvaluator(vgg, objective, inputs, graph)
     return AutogradEvaluator(vgg, objective)

@@ -84,7 +84,9 @@ class VGG:
 
     def _session(self, role: str) -> ort.InferenceSession:
         if role not in self._lazy:
-            path = self.graphs.gradient_path if role == "gradient" else self.graphs.fused_path
+            path = {"gradient": self.graphs.gradient_path, "guided": self.graphs.guided_path}.get(
+                role, self.graphs.fused_path
+            )
             self._lazy[role], _ = create_session(path, self.device, self._threads)
         return self._lazy[role]
 
@@ -164,24 +166,25 @@ class VGG:
         return grad_image
 
     def loss_and_grad(
-        self, image: torch.Tensor, targets: dict[str, torch.Tensor]
+        self, image: torch.Tensor, targets: dict[str, torch.Tensor], graph: str = "fused"
     ) -> tuple[dict[str, float], torch.Tensor]:
         """The fused graph: the built-in Gatys loss and d loss / d image in one run.
 
         ``targets`` holds ``content_target``, ``gram_<layer>`` for each style layer,
-        ``content_weight`` (a scalar tensor) and ``style_weights`` (one per style layer).
+        ``content_weight`` (a scalar tensor) and ``style_weights`` (one per style layer); for the
+        ``graph`` "guided" also ``mask_<layer>``, with a leading region axis on grams and weights.
         """
         _check_image(image)
         image = image.detach().to(self.torch_device, torch.float32).contiguous()
         inputs = {"image": image}
-        for name in self.graphs.fused_inputs[1:]:
+        for name in self.graphs.inputs_of(graph)[1:]:
             inputs[name] = targets[name].detach().to(self.torch_device, torch.float32).contiguous()
         scalars = {
             n: torch.empty((), dtype=torch.float32, device=self.torch_device)
             for n in ("loss", "content_loss", "style_loss")
         }
         grad = torch.empty_like(image)
-        self._run(self._session("fused"), inputs, {**scalars, "grad_image": grad})
+        self._run(self._session(graph), inputs, {**scalars, "grad_image": grad})
         parts = {
             "total": float(scalars["loss"]),
             "content": float(scalars["content_loss"]),

@@ -2,7 +2,10 @@
 
 The plug-in runs in GIMP's own Python, which has no numpy or torch, so it starts
 ``python -m nst_runtime.worker`` in the interpreter that holds this package. This command copies
-(or with ``--link`` symlinks) ``plugin/nst-style-transfer/`` into ``<gimp-dir>/plug-ins/`` and
+(or with ``--link`` symlinks) ``plugin/nst-style-transfer/`` into ``<gimp-dir>/plug-ins/`` of
+every GIMP 3.x user folder it finds (:func:`gimp_targets`: Linux's ``$XDG_CONFIG_HOME/GIMP/3.x``,
+the Flatpak's ``~/.var/app/org.gimp.GIMP/config/GIMP/3.x``, Windows' ``%APPDATA%\\GIMP\\3.x``,
+macOS's ``~/Library/Application Support/GIMP/3.x``, or ``$GIMP3_DIRECTORY`` alone) and
 records ``sys.executable``: in ``runtime.json`` inside the copied folder, or for a link (whose
 folder is the source checkout) in ``<gimp-dir>/nst-runtime.json``.
 
@@ -16,10 +19,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import sysconfig
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 PLUGIN_NAME = "nst-style-transfer"
@@ -28,23 +34,79 @@ USER_RUNTIME_JSON = "nst-runtime.json"
 INTERP_FILE = Path("interpreters") / "pygimp.interp"
 INTERP_MARK = "# written by nst install-gimp-plugin --fix-interpreter"
 SYSTEM_PYTHON = Path("/usr/bin/python3")
+GIMP3_VERSION = re.compile(r"3\.\d+")
+FLATPAK_APP = "org.gimp.GIMP"
+FLATPAK_OVERRIDE = f"flatpak override --user --talk-name=org.freedesktop.Flatpak {FLATPAK_APP}"
 
 
 class InstallError(Exception):
     """A problem to report in one line, with exit code 1."""
 
 
+@dataclass(frozen=True)
+class Target:
+    """One GIMP 3 user folder to install into, and which GIMP it belongs to."""
+
+    folder: Path
+    kind: str  # "given" (--gimp-dir), "GIMP3_DIRECTORY", "linux", "flatpak", "windows", "macos"
+    found: bool = True  # False: no GIMP 3 folder existed, this is the platform's default
+
+    @property
+    def flatpak(self) -> bool:
+        return self.kind == "flatpak"
+
+
+def config_bases(system: str, environ: Mapping[str, str], home: Path) -> list[tuple[Path, str]]:
+    """(folder holding GIMP/<version>/, kind) for each GIMP build this platform may have."""
+    if system == "win32":
+        return [(Path(environ.get("APPDATA") or home / "AppData" / "Roaming"), "windows")]
+    if system == "darwin":
+        return [(home / "Library" / "Application Support", "macos")]
+    xdg = Path(environ.get("XDG_CONFIG_HOME") or home / ".config")
+    return [(xdg, "linux"), (home / ".var" / "app" / FLATPAK_APP / "config", "flatpak")]
+
+
+def _gimp3_versions(gimp_folder: Path) -> list[Path]:
+    """GIMP/3.0, GIMP/3.2, … that exist, oldest first."""
+    try:
+        found = [p for p in gimp_folder.iterdir() if p.is_dir() and GIMP3_VERSION.fullmatch(p.name)]
+    except OSError:
+        return []
+    return sorted(found, key=lambda p: int(p.name.split(".")[1]))
+
+
+def gimp_targets(
+    environ: Mapping[str, str] | None = None, system: str | None = None, home: Path | None = None
+) -> list[Target]:
+    """Every GIMP 3.x user folder here: $GIMP3_DIRECTORY alone when set (GIMP then uses only it),
+    else each GIMP/3.x folder of the platform's builds (on Linux the distribution's and the
+    Flatpak's). With none yet (GIMP 3 never started), the platform's GIMP/3.0."""
+    environ = os.environ if environ is None else environ
+    system = system or ("linux" if sys.platform.startswith("linux") else sys.platform)
+    home = home or Path.home()
+    if environ.get("GIMP3_DIRECTORY"):
+        return [Target(Path(environ["GIMP3_DIRECTORY"]).expanduser(), "GIMP3_DIRECTORY")]
+    bases = config_bases(system, environ, home)
+    targets = [Target(folder, kind) for base, kind in bases for folder in _gimp3_versions(base / "GIMP")]
+    if targets:
+        return targets
+    base, kind = bases[0]
+    return [Target(base / "GIMP" / "3.0", kind, found=False)]
+
+
 def default_gimp_dir() -> Path:
-    """GIMP 3's user folder: $GIMP3_DIRECTORY, else the platform's config dir + GIMP/3.0."""
-    if os.environ.get("GIMP3_DIRECTORY"):
-        return Path(os.environ["GIMP3_DIRECTORY"]).expanduser()
-    if sys.platform == "win32":
-        base = Path(os.environ.get("APPDATA", Path.home() / "AppData" / "Roaming"))
-    elif sys.platform == "darwin":
-        base = Path.home() / "Library" / "Application Support"
-    else:
-        base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
-    return base / "GIMP" / "3.0"
+    """The first of :func:`gimp_targets` (kept for callers that want one folder)."""
+    return gimp_targets()[0].folder
+
+
+def flatpak_allowed(home: Path | None = None) -> bool:
+    """Whether the user's Flatpak overrides already let GIMP call org.freedesktop.Flatpak."""
+    override = (home or Path.home()) / ".local" / "share" / "flatpak" / "overrides" / FLATPAK_APP
+    try:
+        text = override.read_text(encoding="utf-8")
+    except OSError:
+        return False
+    return re.search(r"^org\.freedesktop\.Flatpak=talk\s*$", text, re.MULTILINE) is not None
 
 
 def plugin_source() -> Path:
@@ -164,7 +226,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--gimp-dir",
         type=Path,
         default=None,
-        help="GIMP 3 user folder (default: $GIMP3_DIRECTORY or ~/.config/GIMP/3.0)",
+        help="one GIMP 3 user folder (default: $GIMP3_DIRECTORY, else every GIMP/3.x folder found: "
+        "~/.config, the Flatpak's ~/.var/app/org.gimp.GIMP/config, %%APPDATA%%, ~/Library/Application Support)",
     )
     parser.add_argument("--link", action="store_true", help="symlink the plug-in folder instead of copying it")
     parser.add_argument("--uninstall", action="store_true", help="remove what this command installed")
@@ -177,24 +240,61 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+KIND_NAMES = {
+    "given": "the folder given",
+    "GIMP3_DIRECTORY": "$GIMP3_DIRECTORY",
+    "linux": "GIMP",
+    "flatpak": "Flatpak GIMP",
+    "windows": "GIMP for Windows",
+    "macos": "GIMP for macOS",
+}
+
+
+def install_into(target: Target, python: str, link: bool, fix: bool) -> list[str]:
+    """Install into one GIMP folder; what was done, with the Flatpak permission or interpreter advice."""
+    lines = install(target.folder, python, link)
+    if target.flatpak:  # the sandbox has its own Python with gi; it starts ours on the host
+        if not flatpak_allowed():
+            lines.append(f"the Flatpak GIMP starts your Python on the host; allow that once with: {FLATPAK_OVERRIDE}")
+        if link:
+            lines.append("note: a linked plug-in works in the Flatpak only where the sandbox can see the checkout")
+    elif fix:
+        lines.append(fix_interpreter(target.folder))
+    elif problem := interpreter_problem(target.folder):
+        lines.append("warning: " + problem)
+    return lines
+
+
 def main(argv: list[str]) -> int:
     """Entry point; argv holds the arguments after `install-gimp-plugin`."""
     args = parse_args(argv)
-    gimp_dir = (args.gimp_dir or default_gimp_dir()).expanduser().absolute()
+    targets = [Target(args.gimp_dir, "given")] if args.gimp_dir else gimp_targets()
+    python = str(Path(args.python).absolute())
+    out: list[str] = []
     try:
-        if args.uninstall:
-            lines = uninstall(gimp_dir)
-        else:
-            lines = install(gimp_dir, str(Path(args.python).absolute()), args.link)
-            if args.fix_interpreter:
-                lines.append(fix_interpreter(gimp_dir))
-            elif problem := interpreter_problem(gimp_dir):
-                lines.append("warning: " + problem)
-            lines.append("restart GIMP, then use Filters > Artistic > Neural Style Transfer…")
+        for target in targets:
+            target = Target(target.folder.expanduser().absolute(), target.kind, target.found)
+            versioned = target.kind not in ("given", "GIMP3_DIRECTORY")
+            name = KIND_NAMES[target.kind] + (f" {target.folder.name}" if versioned else "")
+            out.append(f"{name}: {target.folder}")
+            done = (
+                uninstall(target.folder)
+                if args.uninstall
+                else install_into(target, python, args.link, args.fix_interpreter)
+            )
+            out += [f"  {line}" for line in done]
+            if not target.found and not args.uninstall:
+                out.append(
+                    "  no GIMP 3 user folder existed yet; for a Flatpak or a GIMP 3.2, start it once and run this again"
+                )
+        if not args.uninstall:
+            out.append("restart GIMP, then use Filters > Artistic > Neural Style Transfer…")
     except (InstallError, OSError) as exc:
+        for line in out:
+            print(line)
         print(f"nst install-gimp-plugin: {exc}", file=sys.stderr)
         return 1
-    for line in lines:
+    for line in out:
         print(line)
     return 0
 

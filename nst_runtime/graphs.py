@@ -8,7 +8,7 @@ from pathlib import Path
 
 from nst_export import DEFAULT_LAYERS, ExportError, ExportRequest, export_graphs
 from nst_export.architecture import Layer, truncated_plan
-from nst_export.manifest import FEATURE_FILE, FUSED_FILE, GRADIENT_FILE, check_files, read_manifest
+from nst_export.manifest import FEATURE_FILE, FUSED_FILE, GRADIENT_FILE, GUIDED_FILE, check_files, read_manifest
 from nst_export.pipeline import current_graphs
 
 from .errors import NSTError
@@ -35,6 +35,17 @@ class GraphSet:
     @property
     def fused_path(self) -> Path:
         return self.folder / FUSED_FILE
+
+    @property
+    def guided_path(self) -> Path:
+        return self.folder / GUIDED_FILE
+
+    def has(self, role: str) -> bool:
+        """Whether this set holds the graph ``role`` ("fused", "guided", …)."""
+        return role in self.manifest.get("graphs", {})
+
+    def inputs_of(self, role: str) -> list[str]:
+        return list(self.manifest["graphs"][role]["inputs"])
 
     @property
     def loss_layers(self) -> tuple[str | None, tuple[str, ...]]:

@@ -16,6 +16,8 @@ from typing import Protocol
 import torch
 import torch.nn.functional as F
 
+from nst_export.architecture import output_shape
+
 from .features import VGG
 from .losses import (
     CONTENT_LAYER,
@@ -28,6 +30,7 @@ from .losses import (
     tv_loss,
 )
 from .options import Options
+from .regions import Regions, on_layers, region_shares, resample
 
 STYLE_SIZE_TOLERANCE = 0.02
 TV_SCALE = 1e6  # makes --tv-weight 1 a visible but gentle smoothing next to the default content/style balance
@@ -148,7 +151,11 @@ def style_size(style: torch.Tensor, height: int, width: int, scale: float) -> tu
 
 @dataclass
 class ObjectiveBuilder:
-    """The prepared inputs of a run; ``at(h, w)`` computes that scale's targets with VGG."""
+    """The prepared inputs of a run; ``at(h, w)`` computes that scale's targets with VGG.
+
+    With ``regions`` (nst_runtime.regions), each style is matched only inside its mask, by guided
+    Gram terms; style masks restrict which part of a painting its statistics come from.
+    """
 
     vgg: VGG
     options: Options
@@ -157,7 +164,8 @@ class ObjectiveBuilder:
     blend: list[float]
     pixel_terms: Sequence[PixelTerm] = ()
     targets: Targets | None = None  # None: the whole image through ``vgg``
-    _style_grams: dict[tuple[int, int], dict[str, torch.Tensor]] = field(default_factory=dict, repr=False)
+    regions: Regions | None = None
+    _style_grams: dict[tuple[int, int, int], dict[str, torch.Tensor]] = field(default_factory=dict, repr=False)
 
     @torch.no_grad()
     def at(self, height: int, width: int) -> Objective:
@@ -171,7 +179,9 @@ class ObjectiveBuilder:
                 target = self.vgg.features(sized, (CONTENT_LAYER,))[CONTENT_LAYER].clone()
             content = ContentTerm(CONTENT_LAYER, target, content_loss_weight(opts.content_weight))
         styles: tuple[StyleTerm, ...] = ()
-        if opts.style_weight > 0:
+        if opts.style_weight > 0 and self.regions is not None and self.regions.regional:
+            styles = self.region_terms(height, width)
+        elif opts.style_weight > 0:
             grams = self.style_grams(height, width)
             styles = tuple(
                 StyleTerm(layer, g, style_loss_weight(opts.style_weight, g.shape[0])) for layer, g in grams.items()
@@ -183,21 +193,57 @@ class ObjectiveBuilder:
 
     @torch.no_grad()
     def style_grams(self, height: int, width: int) -> dict[str, torch.Tensor]:
-        """The blended style Gram per style layer for an output of this size (cached per size)."""
-        key = (height, width)
+        """The blended style Gram per style layer for an output of this size."""
+        grams: dict[str, torch.Tensor] = {}
+        for index, share in enumerate(self.blend):
+            if share == 0:
+                continue
+            for layer, g in self.style_gram(index, height, width).items():
+                grams[layer] = grams[layer] + g * share if layer in grams else g * share
+        return grams
+
+    @torch.no_grad()
+    def style_gram(self, index: int, height: int, width: int) -> dict[str, torch.Tensor]:
+        """One style's Gram per style layer (guided by its style mask) for an output of this size,
+        cached per size."""
+        key = (index, height, width)
         if key not in self._style_grams:
-            grams: dict[str, torch.Tensor] = {}
-            for style, share in zip(self.styles, self.blend, strict=True):
-                if share == 0:
-                    continue
-                sized = resize(style, *style_size(style, height, width, self.options.style_scale))
-                if self.targets is not None:
-                    layer_grams = self.targets.grams(sized, STYLE_LAYERS)
-                else:
-                    feats = self.vgg.features(sized, STYLE_LAYERS)
-                    layer_grams = {layer: gram(feats[layer]) for layer in STYLE_LAYERS}
-                for layer in STYLE_LAYERS:
-                    g = layer_grams[layer] * share
-                    grams[layer] = grams[layer] + g if layer in grams else g
-            self._style_grams[key] = grams
+            style = self.styles[index]
+            sized = resize(style, *style_size(style, height, width, self.options.style_scale))
+            style_mask = self.regions.style_masks[index] if self.regions is not None else None
+            if style_mask is None and self.targets is not None:
+                self._style_grams[key] = self.targets.grams(sized, STYLE_LAYERS)
+            else:  # a style mask guides the style's own Gram: whole-image features (styles are painting-sized)
+                feats = self.vgg.features(sized, STYLE_LAYERS)
+                masks = (
+                    on_layers(
+                        resample(style_mask.to(sized.device), sized.shape[2], sized.shape[3]),
+                        {layer: tuple(feats[layer].shape[2:]) for layer in STYLE_LAYERS},
+                    )
+                    if style_mask is not None
+                    else {}
+                )
+                self._style_grams[key] = {layer: gram(feats[layer], masks.get(layer)) for layer in STYLE_LAYERS}
         return self._style_grams[key]
+
+    def region_terms(self, height: int, width: int) -> tuple[StyleTerm, ...]:
+        """Guided Gram terms: per style and layer its target, its mask on the layer's grid and a
+        weight that scales with the region's area there (see nst_runtime.regions)."""
+        assert self.regions is not None
+        plan = self.vgg.graphs.plan
+        shapes = {layer: output_shape(plan, layer, height, width)[2:] for layer in STYLE_LAYERS}
+        device = self.vgg.torch_device
+        terms: list[StyleTerm] = []
+        shares = region_shares(self.options.style_blend, len(self.styles))
+        for index, (mask, share) in enumerate(zip(self.regions.masks, shares, strict=True)):
+            if share == 0:
+                continue
+            grid = on_layers(resample(mask, height, width), shapes) if mask is not None else {}
+            for layer, target in self.style_gram(index, height, width).items():
+                m = grid.get(layer)
+                area = float(m.square().mean()) if m is not None else 1.0
+                if area == 0:
+                    continue
+                weight = style_loss_weight(self.options.style_weight, target.shape[0]) * share * area
+                terms.append(StyleTerm(layer, target, weight, m.to(device) if m is not None else None))
+        return tuple(terms)

@@ -259,3 +259,82 @@ def test_an_eta_of_hours_shows_its_hours():
     from nst_runtime.cli import _duration
 
     assert (_duration(68), _duration(3754.4), _duration(float("nan"))) == ("01:08", "1:02:34", "?")
+
+
+# --- regions: --masks and the worker's "masks" -----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def halves(tmp_path_factory) -> tuple[Path, Path]:
+    """A left and a right mask for the 80×60 photo; the right one at half size (resized, with a note)."""
+    folder = tmp_path_factory.mktemp("masks")
+    left = np.zeros((60, 80), np.uint8)
+    left[:, :40] = 255
+    Image.fromarray(left, "L").save(folder / "left.png")
+    Image.fromarray(255 - left, "L").resize((40, 30), Image.Resampling.NEAREST).save(folder / "right.png")
+    return folder / "left.png", folder / "right.png"
+
+
+def test_masks_give_each_style_its_region(tmp_path, photo, painting, halves):
+    other = shared_image("the_scream.jpg")
+    out = tmp_path / "regions.png"
+    masks = f"{halves[0]},{halves[1]}"
+    proc = nst(str(photo), str(painting), str(other), "--masks", masks, "-o", str(out), *QUICK)
+    assert proc.returncode == 0, proc.stderr
+    assert f"note: {halves[1]} is 40×30 but the content is 80×60: resized to fit" in proc.stderr
+    with Image.open(out) as im:
+        assert im.size == (80, 60)
+
+
+def test_one_mask_keeps_the_photo_outside(tmp_path, photo, painting, halves):
+    out = tmp_path / "inside.png"
+    proc = nst(str(photo), str(painting), "--masks", str(halves[0]), "-o", str(out), *QUICK)
+    assert proc.returncode == 0, proc.stderr
+    result, original = (np.asarray(Image.open(p).convert("RGB"), np.int16) for p in (out, photo))
+    assert np.abs(result[:, 40:] - original[:, 40:]).max() <= 2
+    assert np.abs(result[:, :40] - original[:, :40]).mean() > 2
+
+
+@pytest.mark.parametrize(
+    ("make", "words"),
+    [
+        (lambda d: _write(d / "sky.png", b"a text file"), ["mask file is not an image", "sky.png"]),
+        (lambda d: d / "gone.png", ["mask file not found", "gone.png"]),
+        (lambda d: _saved(d / "black.png", np.zeros((60, 80), np.uint8)), ["mask is empty", "black.png"]),
+    ],
+)
+def test_bad_mask_files(tmp_path, photo, painting, make, words):
+    out = tmp_path / "out" / "r.png"
+    out.parent.mkdir()
+    proc = nst(str(photo), str(painting), "--masks", str(make(tmp_path)), "-o", str(out))
+    assert_one_line_error(proc, *words)
+    assert not any(out.parent.iterdir())
+
+
+def test_a_mask_count_that_does_not_match_the_styles(tmp_path, photo, painting, halves):
+    proc = nst(str(photo), str(painting), "--masks", f"{halves[0]},{halves[1]}", "-o", str(tmp_path / "r.png"))
+    assert_one_line_error(proc, "--masks names 2 file(s) for 1 style image(s)")
+
+
+def _saved(path: Path, grey: np.ndarray) -> Path:
+    Image.fromarray(grey, "L").save(path)
+    return path
+
+
+def test_worker_takes_masks_as_images(photo, painting, halves):
+    other = shared_image("the_scream.jpg")
+    mask = np.zeros((30, 40, 4), np.uint8)
+    mask[:, :20] = 255
+    mask[..., 3] = 255
+    rgba = {"rgba": base64.b64encode(mask.tobytes()).decode(), "width": 40, "height": 30}
+    request = {
+        "content": {"path": str(photo)},
+        "styles": [{"path": str(painting)}, {"path": str(other)}],
+        "masks": [rgba, {"path": str(halves[1])}],
+        "options": {"size": 40, "steps": 2},
+    }
+    code, lines = worker(request)
+    assert code == 0, lines[-1]
+    assert lines[-1]["done"]["width"] == 80
+    code, lines = worker({**request, "masks": [rgba]})
+    assert code == 1 and lines == [{"error": "'masks' has 1 entries for 2 style image(s): give one per style"}]

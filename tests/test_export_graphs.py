@@ -39,8 +39,12 @@ def test_manifest_records_what_went_in(vgg19_export):
     assert m["layers"] == list(DEFAULT_LAYERS)
     assert m["pooling"] == "max" and m["opset"] >= 18
     assert "BGR" in m["preprocessing"]["weights_expect"]
-    assert set(m["graphs"]) == {"feature", "gradient", "fused"}
+    assert set(m["graphs"]) == {"feature", "gradient", "fused", "guided"}
     assert m["verification"]["fused_gradient_relative_l2"] <= 1e-5
+    assert m["verification"]["guided_gradient_relative_l2"] <= 1e-5
+    assert m["verification"]["guided_loss_relative_error"] <= 1e-4
+    guided = m["graphs"]["guided"]["inputs"]
+    assert [n for n in guided if n.startswith("mask_")] == [f"mask_{t}" for t in DEFAULT_LAYERS if t != "relu4_2"]
     assert m["loss"] == {
         **m["loss"],
         "content_layer": "relu4_2",

@@ -87,3 +87,74 @@ def test_cli_dispatches_the_subcommand(tmp_path: Path) -> None:
 
     assert cli.main(["install-gimp-plugin", "--gimp-dir", str(tmp_path)]) == 0
     assert entry(tmp_path).is_file()
+
+
+# ------------------------------------------------------------------ every GIMP 3.x on every platform
+
+
+def _mkdirs(*folders: Path) -> None:
+    for folder in folders:
+        folder.mkdir(parents=True)
+
+
+def test_linux_finds_the_distributions_and_the_flatpaks_gimp_3_folders(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    xdg = tmp_path / "xdg"
+    flatpak = home / ".var" / "app" / "org.gimp.GIMP" / "config" / "GIMP"
+    _mkdirs(xdg / "GIMP" / "3.0", xdg / "GIMP" / "3.2", xdg / "GIMP" / "2.10", flatpak / "3.0")
+    targets = gimp_install.gimp_targets({"XDG_CONFIG_HOME": str(xdg)}, "linux", home)
+    assert [(t.folder, t.kind) for t in targets] == [
+        (xdg / "GIMP" / "3.0", "linux"),
+        (xdg / "GIMP" / "3.2", "linux"),
+        (flatpak / "3.0", "flatpak"),
+    ]
+    assert [t.folder for t in gimp_install.gimp_targets({}, "linux", home)] == [flatpak / "3.0"], (
+        "~/.config is the XDG default"
+    )
+
+
+def test_windows_and_macos_folders(tmp_path: Path) -> None:
+    appdata = tmp_path / "AppData" / "Roaming"
+    _mkdirs(appdata / "GIMP" / "3.0", appdata / "GIMP" / "3.2")
+    windows = gimp_install.gimp_targets({"APPDATA": str(appdata)}, "win32", tmp_path)
+    assert [(t.folder.name, t.kind) for t in windows] == [("3.0", "windows"), ("3.2", "windows")]
+    support = tmp_path / "Library" / "Application Support" / "GIMP"
+    _mkdirs(support / "3.2")
+    assert [t.folder for t in gimp_install.gimp_targets({}, "darwin", tmp_path)] == [support / "3.2"]
+
+
+def test_gimp3_directory_is_the_only_target_when_set(tmp_path: Path) -> None:
+    _mkdirs(tmp_path / ".config" / "GIMP" / "3.0")
+    targets = gimp_install.gimp_targets({"GIMP3_DIRECTORY": str(tmp_path / "g")}, "linux", tmp_path)
+    assert [(t.folder, t.kind) for t in targets] == [(tmp_path / "g", "GIMP3_DIRECTORY")]
+
+
+def test_with_no_gimp_3_folder_yet_the_platforms_3_0_is_made(tmp_path: Path) -> None:
+    made = gimp_install.gimp_targets({}, "linux", tmp_path)
+    assert [(t.folder, t.found) for t in made] == [(tmp_path / ".config" / "GIMP" / "3.0", False)]
+    assert gimp_install.gimp_targets({"APPDATA": "C:/A"}, "win32", tmp_path)[0].folder == Path("C:/A/GIMP/3.0")
+
+
+def test_install_everywhere_says_where_and_prints_the_flatpak_permission(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys
+) -> None:
+    home, xdg = tmp_path / "home", tmp_path / "xdg"
+    flatpak = home / ".var" / "app" / "org.gimp.GIMP" / "config" / "GIMP" / "3.0"
+    _mkdirs(xdg / "GIMP" / "3.2", flatpak)
+    monkeypatch.delenv("GIMP3_DIRECTORY", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(xdg))
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setattr(gimp_install.Path, "home", classmethod(lambda cls: home))
+    monkeypatch.setattr(gimp_install.sys, "platform", "linux")
+    assert gimp_install.main(["--python", "/opt/venv/bin/python"]) == 0
+    out = capsys.readouterr().out
+    assert entry(xdg / "GIMP" / "3.2").is_file() and entry(flatpak).is_file()
+    assert f"GIMP 3.2: {xdg / 'GIMP' / '3.2'}" in out and f"Flatpak GIMP 3.0: {flatpak}" in out
+    assert gimp_install.FLATPAK_OVERRIDE in out
+    overrides = home / ".local" / "share" / "flatpak" / "overrides"
+    overrides.mkdir(parents=True)
+    (overrides / "org.gimp.GIMP").write_text("[Session Bus Policy]\norg.freedesktop.Flatpak=talk\n")
+    assert gimp_install.main([]) == 0
+    assert gimp_install.FLATPAK_OVERRIDE not in capsys.readouterr().out, "already allowed"
+    assert gimp_install.main(["--uninstall"]) == 0
+    assert not entry(xdg / "GIMP" / "3.2").exists() and not entry(flatpak).exists()

@@ -161,22 +161,25 @@ def test_fused_fast_path_gives_the_same_loss_and_gradient_as_vgg_features():
     assert float((grad - ref_grad).norm() / ref_grad.norm()) <= 1e-3
 
 
-def test_masked_style_terms_are_evaluated_through_autograd():
-    from nst_runtime.evaluate import AutogradEvaluator, choose_evaluator
+def test_masked_style_terms_are_evaluated_through_the_guided_graph_or_autograd():
+    """Masked terms take the guided graph (regions), or autograd without fused graphs; a mask of
+    ones gives the plain Gram either way."""
+    from nst_runtime.evaluate import AutogradEvaluator, FusedEvaluator, choose_evaluator
     from nst_runtime.features import get_vgg
     from nst_runtime.objective import Objective, StyleTerm
 
     vgg = get_vgg()
-    options = make_options()
     term = StyleTerm("relu3_1", torch.eye(256), 1.0, mask=torch.ones(18, 24))
     objective = Objective(72, 96, None, (term,))
-    assert isinstance(choose_evaluator(vgg, objective, options), AutogradEvaluator)
     plain = Objective(72, 96, None, (StyleTerm("relu3_1", torch.eye(256), 1.0),))
     image = torch.from_numpy(photo_array("golden_gate.jpg", 72, 96))
-    masked_parts, masked_grad = choose_evaluator(vgg, objective, options)(image)
-    plain_parts, plain_grad = choose_evaluator(vgg, plain, options)(image)
-    assert masked_parts["total"] == pytest.approx(plain_parts["total"], rel=1e-4)  # a mask of ones: the plain Gram
-    assert float((masked_grad - plain_grad).norm() / plain_grad.norm()) <= 1e-3
+    plain_parts, plain_grad = choose_evaluator(vgg, plain, make_options())(image)
+    for options, kind in ((make_options(), FusedEvaluator), (make_options(fused=False), AutogradEvaluator)):
+        evaluator = choose_evaluator(vgg, objective, options)
+        assert isinstance(evaluator, kind) and getattr(evaluator, "graph", "guided") == "guided"
+        masked_parts, masked_grad = evaluator(image)
+        assert masked_parts["total"] == pytest.approx(plain_parts["total"], rel=1e-4)
+        assert float((masked_grad - plain_grad).norm() / plain_grad.norm()) <= 1e-3
 
 
 def test_a_style_already_at_the_working_size_is_not_resampled():

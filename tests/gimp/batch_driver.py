@@ -45,7 +45,7 @@ def describe(image, phase, out_dir):
     return infos
 
 
-def handshake(out_dir, mine, theirs, timeout=120):
+def handshake(out_dir, mine, theirs, timeout=300):
     """Tell the GUI driver we are ready (a file), then wait for its answer (another file)."""
     open(os.path.join(out_dir, mine), "w").close()
     deadline = time.monotonic() + timeout
@@ -53,7 +53,13 @@ def handshake(out_dir, mine, theirs, timeout=120):
         if time.monotonic() > deadline:
             raise TimeoutError(f"no {theirs} from the GUI driver")
         time.sleep(0.1)
-    time.sleep(0.5)  # let GIMP finish what the key started
+
+
+def wait_for_layers(image, count, timeout=60):
+    """GIMP handles a key press in its own process: wait until the image has count layers again."""
+    deadline = time.monotonic() + timeout
+    while len(image.get_layers()) != count and time.monotonic() < deadline:
+        time.sleep(0.1)
 
 
 def registration(name=PROC):
@@ -82,9 +88,9 @@ def registration(name=PROC):
 
 
 def build_scene(spec):
-    """The content photo, plus the painting as a second layer (below it) when asked."""
+    """The content photo, plus the paintings as layers below it and saved selections (channels) when asked."""
     image = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(spec["content"]))
-    if spec.get("gui") == "undo":  # an image a plug-in loads starts with undo disabled
+    if spec.get("gui") == "undo" or spec.get("undo_after"):  # a loaded image starts with undo disabled
         image.undo_enable()
     photo = image.get_layers()[0]
     painting = None
@@ -102,45 +108,59 @@ def build_scene(spec):
             image.select_rectangle(Gimp.ChannelOps.REPLACE, *spec["painting_hole"])
             painting.edit_clear()
             Gimp.Selection.none(image)
+    layers = {"photo": photo, "painting": painting}
+    if spec.get("painting2"):  # a second style layer, at the bottom
+        second = Gimp.file_load_layer(Gimp.RunMode.NONINTERACTIVE, image, Gio.File.new_for_path(spec["painting2"]))
+        second.set_name("Painting 2")
+        image.insert_layer(second, None, len(image.get_layers()))
+        layers["painting2"] = second
+    for name, rect in spec.get("channels", {}).items():  # saved selections: a rectangle each
+        image.select_rectangle(Gimp.ChannelOps.REPLACE, *rect)
+        channel = Gimp.Selection.save(image)
+        channel.set_name(name)
+        layers[name] = channel
+    Gimp.Selection.none(image)
     if spec.get("selection"):
         image.select_rectangle(Gimp.ChannelOps.REPLACE, *spec["selection"])
         if spec.get("feather"):
             Gimp.Selection.feather(image, spec["feather"])
-    return image, photo, painting
+    return image, layers
 
 
 def stylize(spec, result):
-    image, photo, painting = build_scene(spec)
-    targets = {"photo": photo, "painting": painting}
+    image, targets = build_scene(spec)
     result["layers_before"] = describe(image, "before", spec["out_dir"])
-    if spec.get("gui") in ("cancel", "undo"):  # the GUI shows the image (progress bar, undo)
+    shown = spec.get("gui") in ("cancel", "undo") or spec.get("display")
+    if shown:  # the GUI shows the image (progress bar, undo)
         Gimp.Display.new(image)
         Gimp.displays_flush()
     proc = Gimp.get_pdb().lookup_procedure(PROC)
     config = proc.create_config()
     # an interactive run shows the dialog, which starts from the last-used values, not these
-    mode = Gimp.RunMode.INTERACTIVE if spec.get("gui") == "dialog" else Gimp.RunMode.NONINTERACTIVE
+    interactive = bool(spec.get("live"))
+    mode = Gimp.RunMode.INTERACTIVE if interactive else Gimp.RunMode.NONINTERACTIVE
     config.set_property("run-mode", mode)
     config.set_property("image", image)
     config.set_core_object_array("drawables", [targets[name] for name in spec.get("drawables", ["photo"])])
     for name, value in spec.get("args", {}).items():
-        if name == "style-file":
+        if name.startswith("style-file"):
             value = Gio.File.new_for_path(value) if value else None
-        elif name == "style-layer":
+        elif name.startswith("style-layer") or name.endswith("-channel"):
             value = targets[value] if value else None
         config.set_property(name, value)
     returned = proc.run(config)
     result["status"] = returned.index(0).value_nick
     result["message"] = returned.index(1) if returned.length() > 1 else None
     result["layers_after"] = describe(image, "after", spec["out_dir"])
-    if spec.get("gui") == "undo":  # gui_driver.sh presses Ctrl+Z once in the image window
+    if spec.get("gui") == "undo" or spec.get("undo_after"):  # the GUI driver presses Ctrl+Z once
         handshake(spec["out_dir"], "ready-for-undo", "undone")
+        wait_for_layers(image, len(result["layers_before"]))
         result["layers_undone"] = describe(image, "undone", spec["out_dir"])
     if spec.get("export"):
         result["exported"] = bool(
             Gimp.file_save(Gimp.RunMode.NONINTERACTIVE, image, Gio.File.new_for_path(spec["export"]), None)
         )
-    if spec.get("gui") not in ("cancel", "undo"):  # GIMP keeps an image that has a display
+    if not shown:  # GIMP keeps an image that has a display
         image.delete()
 
 

@@ -19,6 +19,7 @@ BATCH_DRIVER = Path(__file__).with_name("batch_driver.py")
 STUB_PYTHON = Path(__file__).with_name("stub-python")
 GIMP_BATCH = ["gimp-console-3.0", "-i", "-d", "-f", "--batch-interpreter=python-fu-eval", "-b", "-", "--quit"]
 GUI_DRIVER = Path(__file__).with_name("gui_driver.sh")
+LIVE_DRIVER = Path(__file__).with_name("live_driver.py")
 GIMP_TIMEOUT_S = 900  # the first real-worker run exports the VGG graphs (about 25 s on 2 cores)
 LAST_VALUES = "plug-in-settings/GimpProcedureConfigRun-python-fu-nst-style-transfer.last"
 
@@ -108,7 +109,9 @@ class Gimp3:
         spec = {**spec, "out_dir": str(work), "result": str(work / "result.json")}
         (work / "spec.json").write_text(json.dumps(spec))
         env = self.env({"NST_BATCH_SPEC": str(work / "spec.json"), **(extra_env or {})}, [work])
-        if spec.get("gui"):  # under Xvfb, driven by xdotool: "dialog" or "cancel"
+        if spec.get("live"):  # the live dialog under Xvfb, steps from spec["live"] (live_driver.py)
+            command, stdin = ["python3", str(LIVE_DRIVER), str(work)], subprocess.DEVNULL
+        elif spec.get("gui"):  # under Xvfb, driven by gui_driver.sh: "cancel" or "undo"
             env["NST_WORKER_NEEDLE"] = self.worker_needle
             command, stdin = ["sh", str(GUI_DRIVER), spec["gui"], str(work)], subprocess.DEVNULL
         else:

@@ -1,7 +1,5 @@
 #!/bin/sh
 # Runs where GIMP 3 is (inside tools/gimp3-run.sh), under Xvfb, with the batch driver.
-#   gui_driver.sh dialog WORK_DIR   gimp-console, interactive run: wait for the plug-in's dialog,
-#                                   dump it to WORK_DIR/dialog.xwd and press OK (Alt+O).
 #   gui_driver.sh cancel WORK_DIR   the full GIMP GUI with the image on screen: once the worker
 #                                   ($NST_WORKER_NEEDLE in its command line) iterates, dump the
 #                                   screen to WORK_DIR/progress.xwd and click Cancel on the
@@ -25,16 +23,7 @@ now() { date +%s.%N; }
 
 image_window() { xdotool search --name ' – GIMP$' | head -1; }   # title ends "– GIMP"
 
-if [ "$MODE" = dialog ]; then
-  # shellcheck disable=SC2086
-  gimp-console-3.0 -i -d -f $BATCH <"$HERE/batch_driver.py" &
-  GIMP=$!
-  WID=$(timeout 90 xdotool search --sync --name '^Neural Style Transfer$' | head -1)
-  if [ -z "$WID" ]; then echo "gui_driver: no dialog appeared" >&2; kill $GIMP; exit 1; fi
-  sleep 1
-  xwd -silent -id "$WID" >"$WORK/dialog.xwd"
-  xdotool windowfocus --sync "$WID" key alt+o
-elif [ "$MODE" = undo ]; then
+if [ "$MODE" = undo ]; then
   # shellcheck disable=SC2086
   gimp-3.0 -n -s -d -f $BATCH <"$HERE/batch_driver.py" &
   GIMP=$!

@@ -1,8 +1,11 @@
-"""A stand-in for ``python -m nst_runtime.worker`` that speaks docs/worker-protocol.md.
+"""A stand-in for ``python -m nst_runtime.worker`` that speaks docs/worker-protocol.md (protocol 2).
 
-Used by the GIMP tests to exercise the plug-in's protocol handling (progress, errors, cancel)
-without torch: the "stylized" result is the content with its colours inverted (alpha kept).
-NST_STUB_STEP_S sets the delay per fake step, so a cancel test has time to act.
+Used by the GIMP tests to exercise the plug-in's protocol handling (progress, previews, errors,
+finish, cancel) without torch: the "stylized" result is the content with its colours inverted
+(alpha kept), and a preview is the content
+inverted down to the current step's share of its rows. NST_STUB_STEP_S sets the delay per fake
+step and NST_STUB_STEPS their number, so a test has time to act. NST_STUB_REQUEST names a file
+to which each request (all but the content's pixels) is appended as a JSON line.
 """
 
 import base64
@@ -10,20 +13,23 @@ import json
 import os
 import signal
 import sys
-import time
+import threading
 
-STEPS = 4
+STEPS = int(os.environ.get("NST_STUB_STEPS", "4"))
 MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"BM", b"RIFF")
+finish = threading.Event()
+lock = threading.Lock()
 
 
 def emit(obj: dict) -> None:
     """Print one protocol line and flush it, as the real worker does."""
-    print(json.dumps(obj), flush=True)
+    with lock:
+        print(json.dumps(obj), flush=True)
 
 
 def fail(message: str, code: int = 1) -> None:
     emit({"error": message})
-    sys.exit(code)
+    os._exit(code)
 
 
 def on_term(signum: int, frame: object) -> None:
@@ -39,10 +45,40 @@ def check_image(spec: dict, what: str) -> None:
             fail(f"{what} file is not an image: {spec['path']}")
 
 
+def commands(cancel_on_eof: bool) -> None:
+    for line in sys.stdin:
+        command = json.loads(line).get("command")
+        if command == "finish":
+            finish.set()
+        elif command == "cancel":
+            fail("cancelled", 130)
+    if cancel_on_eof:
+        fail("cancelled", 130)
+
+
+def estimates(query: dict) -> None:
+    """The estimate session: a made-up price for every query line until stdin closes."""
+    count = 0
+    while query is not None:
+        scale = {"width": query["width"], "height": query["height"], "steps": STEPS}
+        emit({"estimate": {"id": query.get("id"), "seconds": 1.0, "duration": "about 1 s", "scales": [scale]}})
+        count += 1
+        line = sys.stdin.readline()
+        query = json.loads(line).get("estimate") if line.strip() else None
+    emit({"done": {"estimates": count}})
+    os._exit(0)
+
+
 def main() -> None:
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
-    request = json.load(sys.stdin)
+    request = json.loads(sys.stdin.readline())
+    if os.environ.get("NST_STUB_REQUEST"):  # the tests read what the plug-in sent (styles, masks)
+        with open(os.environ["NST_STUB_REQUEST"], "a", encoding="utf-8") as f:
+            f.write(json.dumps({k: v for k, v in request.items() if k != "content"}) + "\n")
+    if "estimate" in request:
+        estimates(request["estimate"])
+    threading.Thread(target=commands, args=(request.get("protocol", 1) >= 2,), daemon=True).start()
     for style in request["styles"]:
         check_image(style, "style")
     content = request["content"]
@@ -50,10 +86,16 @@ def main() -> None:
     pixels = bytearray(base64.b64decode(content["rgba"]))
     if len(pixels) != width * height * 4:
         fail("content pixels do not match width x height")
+    original = bytes(pixels)
+    for i in range(0, len(pixels), 4):
+        pixels[i] ^= 255
+        pixels[i + 1] ^= 255
+        pixels[i + 2] ^= 255
     delay = float(os.environ.get("NST_STUB_STEP_S", "0.05"))
     emit({"event": "status", "message": "stub worker"})
     for step in range(1, STEPS + 1):
-        time.sleep(delay)
+        if finish.wait(delay):
+            break
         emit(
             {
                 "event": "progress",
@@ -63,14 +105,17 @@ def main() -> None:
                 "step": step,
                 "steps": STEPS,
                 "loss": 1000.0 / step,
+                "eta_s": delay * (STEPS - step),
                 "message": f"scale 1/1, step {step}/{STEPS}",
             }
         )
-    for i in range(0, len(pixels), 4):
-        pixels[i] ^= 255
-        pixels[i + 1] ^= 255
-        pixels[i + 2] ^= 255
-    emit({"done": {"width": width, "height": height, "rgba": base64.b64encode(bytes(pixels)).decode("ascii")}})
+        if request.get("preview"):  # the inverted rows grow with the steps, so previews differ
+            split = height * step // STEPS * width * 4
+            preview = base64.b64encode(bytes(pixels[:split]) + original[split:]).decode()
+            emit({"event": "preview", "width": width, "height": height, "rgba": preview})
+    done = {"width": width, "height": height, "rgba": base64.b64encode(bytes(pixels)).decode("ascii")}
+    emit({"done": {**done, "finished_early": finish.is_set()}})
+    os._exit(0)
 
 
 if __name__ == "__main__":

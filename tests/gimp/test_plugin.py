@@ -25,6 +25,17 @@ PROC_ARGS = [
     "seed",
     "device",
     "use-selection",
+    # appended by the live-dialog issue: optional, after today's arguments
+    "style-layer-2",
+    "style-file-2",
+    "style-2-weight",
+    "style-layer-3",
+    "style-file-3",
+    "style-3-weight",
+    # appended by the regions issue
+    "outside-selection",
+    "style-2-channel",
+    "style-3-channel",
 ]
 FAST = {"size": 64, "quality": "draft", "seed": 1}
 RUNTIME_HINT = "runtime not found: run `nst install-gimp-plugin`"
@@ -75,6 +86,7 @@ def test_registration(gimp3: Gimp3, tmp_path: Path) -> None:
         "quality": {"nicks": ["draft", "normal", "high"], "default": "normal"},
         "preserve-colors": {"nicks": ["none", "luminance", "histogram"], "default": "none"},
         "device": {"nicks": ["auto", "cpu", "cuda"], "default": "auto"},
+        "outside-selection": {"nicks": ["same", "keep", "second"], "default": "same"},
     }
 
 
@@ -292,17 +304,7 @@ def test_worker_cancel_leaves_the_image_alone(gimp3: Gimp3, images: Path, tmp_pa
     assert_untouched(result)
 
 
-# ------------------------------------------------------------------ interactive
-
-
-def test_interactive_dialog_runs_the_transfer(gimp3: Gimp3, images: Path, tmp_path: Path) -> None:
-    """The dialog (under Xvfb) opens with the last-used values; OK runs the transfer."""
-    last = {"style-file": f'"file://{images / "starry_night.jpg"}"', "size": "64", "quality": '"draft"'}
-    gimp = gimp3.fresh(tmp_path / "config", last)
-    result = gimp.batch(scene(images, tmp_path, gui="dialog"), tmp_path).result
-    assert result["status"] == "success", result["message"]
-    assert [i["name"] for i in result["layers_after"]] == ["Starry Night — style", "Background"]
-    assert (tmp_path / "dialog.xwd").stat().st_size > 0
+# ------------------------------------------------------------------ the GUI (the live dialog: test_live_dialog.py)
 
 
 def test_progress_cancel_button_in_the_gui(gimp3: Gimp3, images: Path, tmp_path: Path) -> None:

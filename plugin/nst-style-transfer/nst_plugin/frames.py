@@ -7,15 +7,15 @@ the stylized copies as a layer group above everything, in one undo group, in the
 A frame's timing and combining mode live in its name ("Frame 2 (100ms) (replace)"); the copy's
 name keeps them, so exporting the group's frames as GIF/WebP plays them the same way.
 
-It holds no ML code and no worker plumbing of its own: the host plug-in (nst-style-transfer.py)
-passes itself in, and its runtime lookup, worker launch, style and option arguments are reused.
+It holds no ML code and no worker plumbing of its own: the runtime lookup and the worker start
+(nst_plugin.launch, nst_plugin.worker_client), the style and option arguments
+(nst_plugin.arguments) and the PDB statuses (nst_plugin.pdb) are the stylize procedure's.
 """
 
 from __future__ import annotations
 
 import base64
 import re
-from types import ModuleType
 
 import gi
 
@@ -23,7 +23,15 @@ gi.require_version("Gimp", "3.0")
 gi.require_version("Gegl", "0.4")
 from gi.repository import Gegl, Gimp, GObject  # noqa: E402
 
-FRAMES_PROC = "python-fu-nst-style-transfer-frames"
+from . import launch as launching  # noqa: E402
+from .arguments import add_style_arguments, job_options, resolve_styles, styles_request  # noqa: E402
+from .errors import Cancelled, PlugInError  # noqa: E402
+from .layers import PIXEL_FORMAT  # noqa: E402
+from .pdb import run_reporting  # noqa: E402
+from .progress import progress_text  # noqa: E402
+from .worker_client import log, run_to_end  # noqa: E402
+
+PROC_NAME = "python-fu-nst-style-transfer-frames"
 FRAME_WORKER = "nst_runtime.frame_worker"
 # What GIMP's GIF/WebP export reads from a layer name: a frame's duration and combining mode.
 FRAME_TAG = re.compile(r"\s*\((?:\d+\s*ms|replace|combine)\)", re.IGNORECASE)
@@ -41,26 +49,27 @@ def frame_name(name: str, title: str) -> str:
     return f"{base} — {title}{tags}"
 
 
-def read_frame(layer: Gimp.Layer, image: Gimp.Image, pixel_format: str) -> dict:
+def read_frame(layer: Gimp.Layer, image: Gimp.Image) -> dict:
     """The layer as the frame shows it: image-sized, at its offsets, transparent where it does not reach."""
     _, ox, oy = layer.get_offsets()
     width, height = image.get_width(), image.get_height()
     rect = Gegl.Rectangle.new(-ox, -oy, width, height)  # the image's area in the layer's own coordinates
-    rgba = bytes(layer.get_buffer().get(rect, 1.0, pixel_format, Gegl.AbyssPolicy.NONE))
+    rgba = bytes(layer.get_buffer().get(rect, 1.0, PIXEL_FORMAT, Gegl.AbyssPolicy.NONE))
     return {"rgba": base64.b64encode(rgba).decode("ascii"), "width": width, "height": height}
 
 
-def stylize_frames(image: Gimp.Image, config: Gimp.ProcedureConfig, host: ModuleType) -> Gimp.GroupLayer:
+def stylize_frames(image: Gimp.Image, config: Gimp.ProcedureConfig) -> Gimp.GroupLayer:
     """Run the frame worker over every frame, then add the group of results in one undo group."""
     layers = frame_layers(image)
     if not layers:
-        raise host.PlugInError("the image has no layers to use as frames", Gimp.PDBStatusType.CALLING_ERROR)
-    python = host.find_runtime_python()
-    style, title = host.resolve_style(config)
+        raise PlugInError("the image has no layers to use as frames", "CALLING_ERROR")
+    launch = launching.launch_for_gimp(Gimp.directory(), module=FRAME_WORKER)
+    styles = resolve_styles(config)
+    title = " + ".join(s.title for s in styles)
     request = {
-        "frames": [read_frame(layer, image, host.PIXEL_FORMAT) for layer in layers],
-        "styles": [style],
-        "options": host.job_options(config),
+        "frames": [read_frame(layer, image) for layer in layers],
+        **styles_request(styles),
+        "options": job_options(config),
         "temporal_weight": config.get_property("temporal-weight"),
         "frame_steps": config.get_property("frame-steps"),
     }
@@ -72,19 +81,19 @@ def stylize_frames(image: Gimp.Image, config: Gimp.ProcedureConfig, host: Module
         if event.get("event") == "frame":
             pixels = base64.b64decode(event.get("rgba", ""))
             if (event.get("width"), event.get("height")) != (width, height) or len(pixels) != width * height * 4:
-                raise host.PlugInError(f"the worker returned a bad frame {event.get('index')}")
+                raise PlugInError(f"the worker returned a bad frame {event.get('index')}")
             finished[int(event["index"])] = pixels
             return
-        text = host.progress_text(event, "")
+        text = progress_text(event, "")
         if text:
             Gimp.progress_set_text(text)
         fraction = event.get("fraction")
         if isinstance(fraction, int | float):
             Gimp.progress_update(min(max(fraction, 0.0), 1.0))
 
-    host.run_worker(python, request, on_event, module=FRAME_WORKER)
+    run_to_end(launch, request, on_event, stdin_open=False)  # the frame worker reads its request to the end
     if sorted(finished) != list(range(len(layers))):
-        raise host.PlugInError(f"the worker returned {len(finished)} of {len(layers)} frames")
+        raise PlugInError(f"the worker returned {len(finished)} of {len(layers)} frames")
     Gimp.progress_set_text("Neural style transfer (frames): adding the frames")
     image.undo_group_start()
     try:
@@ -97,7 +106,7 @@ def stylize_frames(image: Gimp.Image, config: Gimp.ProcedureConfig, host: Module
             )  # fmt: skip
             image.insert_layer(layer, group, 0)
             buffer = layer.get_buffer()
-            buffer.set(Gegl.Rectangle.new(0, 0, width, height), host.PIXEL_FORMAT, finished[index])
+            buffer.set(Gegl.Rectangle.new(0, 0, width, height), PIXEL_FORMAT, finished[index])
             buffer.flush()
             layer.update(0, 0, width, height)
     except Exception:
@@ -111,18 +120,21 @@ def stylize_frames(image: Gimp.Image, config: Gimp.ProcedureConfig, host: Module
     return group
 
 
-def create_procedure(plugin: Gimp.PlugIn, name: str, host: ModuleType) -> Gimp.Procedure:
-    """The procedure, with the host's style and option arguments plus the temporal ones."""
+def run(procedure, run_mode, image, drawables, config, run_data) -> Gimp.ValueArray:
+    def work() -> None:
+        if run_mode == Gimp.RunMode.INTERACTIVE:
+            from .dialog import ask
 
-    def run(procedure, run_mode, image, drawables, config, run_data):
-        def work() -> None:
-            if run_mode == Gimp.RunMode.INTERACTIVE and not host.show_dialog(procedure, config):
-                raise host.Cancelled("dialog closed")
-            group = stylize_frames(image, config, host)
-            host.log(f"added {group.get_name()!r} with {len(group.get_children())} frames")
+            if not ask(procedure, config, "Neural Style Transfer (frames)"):
+                raise Cancelled("dialog closed")
+        group = stylize_frames(image, config)
+        log(f"added {group.get_name()!r} with {len(group.get_children())} frames")
 
-        return host.run_reporting(procedure, work)
+    return run_reporting(procedure, work)
 
+
+def create(plugin: Gimp.PlugIn, name: str) -> Gimp.Procedure:
+    """The procedure, with the stylize procedure's style and option arguments plus the temporal ones."""
     rw = GObject.ParamFlags.READWRITE
     procedure = Gimp.ImageProcedure.new(plugin, name, Gimp.PDBProcType.PLUGIN, run, None)
     procedure.set_image_types("RGB*")
@@ -138,7 +150,7 @@ def create_procedure(plugin: Gimp.PlugIn, name: str, host: ModuleType) -> Gimp.P
         name,
     )
     procedure.set_attribution("nst contributors", "nst contributors", "2026")
-    host.add_style_arguments(procedure)
+    add_style_arguments(procedure)
     procedure.add_double_argument(
         "temporal-weight", "_Temporal weight", "How strongly each frame keeps to the previous one (0: only "
         "start from it)", 0.0, 100.0, 1.0, rw,
