@@ -138,6 +138,18 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
         help="VGG weights (see nst-export --help); vgg19 works offline",
     )
     p.add_argument("--pooling", choices=("max", "avg"), default="max", help="VGG pooling (avg: smoother)")
+    p.add_argument(
+        "--max-memory",
+        metavar="SIZE",
+        help="memory the whole run may use, e.g. 8G or 1500M (default: 3/4 of what is available); "
+        "larger images are then computed in exact tiles, and a run that cannot fit is refused at once",
+    )
+    p.add_argument(
+        "--tile-size",
+        type=_integer,
+        metavar="N",
+        help="force tiled evaluation with N×N-pixel tiles (rounded down to a multiple of 16)",
+    )
     p.add_argument("--graphs", metavar="DIR", help="use the graphs exported to DIR by nst-export --out DIR")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress, only errors")
 
@@ -201,6 +213,7 @@ def options_from_args(args: argparse.Namespace):
         tv_weight=args.tv_weight, style_blend=args.style_blend, style_scale=args.style_scale,
         preserve_color=args.preserve_color, init=init, init_image=init_image, optimizer=args.optimizer,
         seed=args.seed, device=args.device, weights=args.weights, pooling=args.pooling,
+        max_memory=args.max_memory, tile_size=args.tile_size,
     )  # fmt: skip
 
 
@@ -385,8 +398,8 @@ class _Say:
             self._write(f"{self.prog}: {event.message}")
 
     def _progress(self, e, prefix: str = "") -> None:
-        eta = "?" if not math.isfinite(e.eta_s) else time.strftime("%M:%S", time.gmtime(e.eta_s))
-        loss = f"loss {e.loss:.4g}" if math.isfinite(e.loss) else "shallow layers"
+        eta = _duration(e.eta_s)
+        loss = "shallow layers" if e.phase == "detail" else f"loss {e.loss:.4g}" if math.isfinite(e.loss) else "loss ?"
         text = f"{prefix}{e.message} ({e.width}×{e.height}), {loss}, ETA {eta}"
         if self.tty:
             if self.bar is None:
@@ -411,6 +424,15 @@ class _Say:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+def _duration(seconds: float) -> str:
+    """M:SS, or H:MM:SS from an hour on (a full-resolution job can take hours); ? when unknown."""
+    if not math.isfinite(seconds):
+        return "?"
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
 
 
 def entry() -> None:

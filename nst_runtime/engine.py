@@ -21,7 +21,7 @@ from PIL import Image
 
 from nst_export import DEFAULT_LAYERS
 
-from . import color, regions
+from . import color, memory, regions
 from .evaluate import Evaluator, choose_evaluator
 from .events import Event, Note, Preview, Progress, Status
 from .features import VGG, get_vgg
@@ -31,6 +31,7 @@ from .objective import Objective, ObjectiveBuilder, PixelTerm, resize
 from .optim import Adam, ProjectedLBFGS, minimize
 from .options import DEFAULT_SIZE, Options, compute_size, make_options
 from .schedule import Scale, plan_scales
+from .tiled import Extractor
 
 ADAM_LR = 0.02
 LBFGS_HISTORY = 100
@@ -73,6 +74,8 @@ def stylize(
     device: str = "auto",
     weights: str = "vgg19",
     pooling: str = "max",
+    max_memory: int | str | None = None,
+    tile_size: int | None = None,
     masks: Sequence[object | None] | None = None,
     style_masks: Sequence[object | None] | None = None,
     progress: ProgressCallback | None = None,
@@ -83,7 +86,10 @@ def stylize(
     ``content`` and each style may be a path, a PIL image or a numpy array. ``style_weights`` blends
     several styles; ``strength`` (0–1) is the style weight in user terms and overrides
     ``style_weight``. ``size`` caps the longest side of the computation (None: the content's own
-    size); the result is scaled back. ``masks`` (one per style, in the content's size; a path, PIL
+    size); the result is scaled back. ``max_memory`` ("8G", "1500M" or bytes; default: a safe
+    share of the memory available) bounds the whole run: large images are then evaluated in
+    exact tiles, and a run that cannot fit is refused before it starts; ``tile_size`` forces
+    tiles of that size. ``masks`` (one per style, in the content's size; a path, PIL
     image or array, greyscale 0–1 or 0–255, soft edges allowed, None for the whole image) paint
     each style only in its region, with guided Gram matrices; where no mask reaches the result
     is the photo. ``style_masks`` (one per style, None for all of it) take a style's statistics
@@ -95,7 +101,7 @@ def stylize(
         size=size, quality=quality, steps=steps, strength=strength, style_weight=style_weight,
         content_weight=content_weight, tv_weight=tv_weight, style_blend=style_weights, style_scale=style_scale,
         preserve_color=preserve_color, init=init, init_image=init_image, optimizer=optimizer, seed=seed,
-        device=device, weights=weights, pooling=pooling,
+        device=device, weights=weights, pooling=pooling, max_memory=max_memory, tile_size=tile_size,
     )  # fmt: skip
     return run(content, styles, options, masks=masks, style_masks=style_masks, progress=progress, cancel=cancel).image
 
@@ -134,12 +140,16 @@ def run(
             emit(Note(note))
     guides = regions.prepare(masks, style_masks, content_img, style_imgs, lambda m: emit(Note(m)), options.style_blend)
 
+    device = memory.budget_device(options.device)
+    scales = _planned(options, content_img, style_imgs, device, emit)  # a refusal comes before any work
     emit(Status("loading the VGG graphs"))
     vgg = get_vgg(
         options.weights, options.pooling, DEFAULT_LAYERS, options.device, graphs_dir, log=lambda m: emit(Status(m))
     )
+    if vgg.device != device:  # CUDA looked usable but onnxruntime could not use it: the host's memory counts
+        scales = _planned(options, content_img, style_imgs, vgg.device, emit)
     controls = _Controls(finish, preview_interval)
-    job = _Job(vgg, options, content_img, style_imgs, init_img, emit, controls, pixel_terms, guides)
+    job = _Job(vgg, options, content_img, style_imgs, init_img, emit, controls, pixel_terms, scales, guides)
     if graphs_dir is None and options.optimizer == "lbfgs" and any(s.detail_steps for s in job.scales):
         job.detail_vgg = get_vgg(
             options.weights, options.pooling, DETAIL_LAYERS, options.device, log=lambda m: emit(Status(m))
@@ -153,6 +163,18 @@ def run(
     return StylizeResult(
         image, loss, parts, time.perf_counter() - started, vgg.device, job.scales, controls.finishing, job.evaluations
     )
+
+
+def _planned(
+    options: Options, content: ImageData, styles: list[ImageData], device: str, emit: ProgressCallback
+) -> list[Scale]:
+    """The schedule with each scale's history and evaluation room fitted to the memory budget."""
+    scales, note, plan = memory.plan_run(options, content, styles, device)
+    if note:
+        emit(Note(note))
+    if plan:
+        emit(Status(plan))
+    return scales
 
 
 def _to_tensor(rgb: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -176,6 +198,7 @@ class _Job:
         emit: ProgressCallback,
         controls: _Controls,
         pixel_terms: Sequence[PixelTerm],
+        scales: list[Scale] | None = None,
         guides: regions.Regions | None = None,
     ):
         self.vgg = vgg
@@ -185,9 +208,11 @@ class _Job:
         self.device = vgg.torch_device
         self.content_image = content
         height, width = compute_size(content.height, content.width, options.size)
-        self.scales = plan_scales(options, height, width)
-        content_small = resize(_to_tensor(content.rgb, torch.device("cpu")), height, width)
-        self.content_rgb = _to_array(content_small)  # the photo at the computation size, before colour handling
+        self.scales = scales if scales is not None else plan_scales(options, height, width)
+        if (height, width) == (content.height, content.width):
+            self.content_rgb = content.rgb  # the photo at the computation size, before colour handling
+        else:
+            self.content_rgb = _to_array(resize(_to_tensor(content.rgb, torch.device("cpu")), height, width))
         content_rgb = self.content_rgb
         style_rgbs = [s.rgb for s in styles]
         if options.preserve_color == "luminance":
@@ -203,11 +228,12 @@ class _Job:
             [_to_tensor(s, self.device) for s in style_rgbs],
             options.blend(len(styles)),
             tuple(pixel_terms),
+            Extractor(vgg, min((s.memory or 0 for s in self.scales), default=0) or None, options.tile_size),
             guides,
         )
         self.coverage = guides.coverage if guides is not None else None
         self.init = _to_tensor(init.rgb, self.device) if init is not None else None
-        self.work_total = sum(s.pixels * (s.steps + DETAIL_COST * s.detail_steps) for s in self.scales) or 1
+        self.work_total = sum(s.work * (s.steps + DETAIL_COST * s.detail_steps) for s in self.scales) or 1
         self.work_done = 0
         self.evaluations = 0
         self.detail_vgg: VGG | None = None  # the graphs cut after relu3_1, when the schedule has detail passes
@@ -225,6 +251,9 @@ class _Job:
             if self.controls.finishing and x is not None:
                 break
             x = self._start_image(x, scale.height, scale.width)
+            if scale.steps == 0 and index < len(self.scales) - 1:  # explicit 0 steps: no targets needed either
+                self._skip(index, 0, x)
+                continue
             objective = self.builder.at(scale.height, scale.width)
             x, parts = self._optimise_scale(x, objective, index)
         assert x is not None
@@ -248,7 +277,7 @@ class _Job:
             # The objective is a mean over positions, so its curvature per pixel falls with the
             # pixel count: the coarser scale's H₀ = γ I, scaled by the ratio, starts this one.
             gamma = self.gamma * scale.pixels / self.gamma_pixels
-        return ProjectedLBFGS(LBFGS_HISTORY, bounds=(0.0, 1.0), gamma=gamma)
+        return ProjectedLBFGS(scale.history, bounds=(0.0, 1.0), gamma=gamma)
 
     def _counted(self, evaluator: Evaluator) -> Evaluator:
         def evaluate(x: torch.Tensor) -> tuple[dict[str, float], torch.Tensor]:
@@ -266,7 +295,7 @@ class _Job:
         if objective.empty:
             self._skip(index, scale.steps + DETAIL_COST * scale.detail_steps, x)
             return x, {}
-        evaluate = self._counted(choose_evaluator(self.vgg, objective, self.options))
+        evaluate = self._counted(choose_evaluator(self.vgg, objective, self.options, scale))
         if scale.steps == 0:
             parts: dict[str, float] = {}
             if index == len(self.scales) - 1:
@@ -281,7 +310,7 @@ class _Job:
 
         def on_step(step: int, loss: float, best: torch.Tensor) -> bool:
             self.last_loss = loss
-            self.work_done = done_before + scale.pixels * step
+            self.work_done = done_before + scale.work * step
             self._report(index, detail_done + step, total, loss, scale.height, scale.width)
             self._maybe_preview(best, index, detail_done + step, total)
             return not self.controls.finishing
@@ -307,20 +336,24 @@ class _Job:
         detail = objective.restricted(DETAIL_LAYERS)
         vgg = self.detail_vgg if scale.detail_steps and detail.styles else None
         if vgg is None:  # Adam, or a graph folder of the user's own (it holds only the full set)
-            self.work_done += scale.pixels * DETAIL_COST * scale.detail_steps
+            self.work_done += scale.work * DETAIL_COST * scale.detail_steps
             return x, 0
-        evaluate = self._counted(choose_evaluator(vgg, detail, self.options))
+        # The scale's memory room holds the detail graphs too: tiled (exactly) where the whole
+        # image's shallow evaluation does not fit it, like the full objective's.
+        evaluate = self._counted(choose_evaluator(vgg, detail, self.options, scale))
         done_before = self.work_done
         total = scale.detail_steps + scale.steps
 
         def on_step(step: int, loss: float, best: torch.Tensor) -> bool:
-            self.work_done = done_before + scale.pixels * DETAIL_COST * step
+            self.work_done = done_before + scale.work * DETAIL_COST * step
             self._report(index, step, total, math.nan, scale.height, scale.width, phase="detail")
             self._maybe_preview(best, index, step, total)
             return not self.controls.finishing
 
         result = minimize(evaluate, x, self._optimiser(scale), scale.detail_steps, on_step=on_step)
-        self.work_done = done_before + scale.pixels * DETAIL_COST * scale.detail_steps
+        self.work_done = done_before + scale.work * DETAIL_COST * scale.detail_steps
+        if scale.memory is not None:  # the detail tiles' free chunks go before the full objective's arrive
+            vgg.release_memory()
         return result.x, result.steps
 
     def _maybe_preview(self, x: torch.Tensor, index: int, step: int, steps: int) -> None:
@@ -337,7 +370,7 @@ class _Job:
 
     def _skip(self, index: int, steps: float, x: torch.Tensor, report: bool = True) -> None:
         """Count steps that will not run as done, so the progress still reaches the scale's end."""
-        self.work_done += x.shape[2] * x.shape[3] * steps
+        self.work_done += self.scales[index].work * steps
         if report:
             total = self.scales[index].steps
             self._report(index, total, total, self.last_loss, x.shape[2], x.shape[3])

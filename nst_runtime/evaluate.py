@@ -7,6 +7,8 @@
 - ``AutogradEvaluator``: the whole image through ``VGG.features`` (feature graph forward,
   gradient graph backward) and the torch loss formulas, for any objective (masked styles,
   other layers).
+- ``TiledEvaluator`` (``nst_runtime.tiled``): any objective, tile by tile, exactly, where the
+  whole image's evaluation does not fit the scale's memory room (``nst_runtime.memory``).
 
 Pixel-space terms (TV, temporal) are cheap and go through torch autograd in every strategy.
 The optimizer sees only the ``Evaluator`` call; ``choose_evaluator`` is the one place that
@@ -21,9 +23,11 @@ import torch
 
 from nst_export.architecture import output_shape
 
+from . import memory
 from .features import VGG
 from .objective import Objective
 from .options import Options
+from .schedule import Scale
 
 Parts = dict[str, float]
 
@@ -149,13 +153,27 @@ def guided_inputs(vgg: VGG, objective: Objective) -> dict[str, torch.Tensor] | N
     return inputs
 
 
-def choose_evaluator(vgg: VGG, objective: Objective, options: Options) -> Evaluator:
-    """The fastest strategy that evaluates this objective exactly."""
+def choose_evaluator(vgg: VGG, objective: Objective, options: Options, scale: Scale | None = None) -> Evaluator:
+    """The fastest strategy that evaluates this objective exactly within the scale's memory room.
+
+    Whole-image evaluation (the fused graph, or the guided one for masked terms, where the
+    objective allows) wherever it fits ``scale.memory``; otherwise tiles, as large as fit;
+    ``options.tile_size`` forces tiles of that size.
+    """
+    graph, inputs = None, None
     if options.fused and objective.layers:
-        inputs = fused_inputs(vgg, objective)
-        if inputs is not None:
-            return FusedEvaluator(vgg, objective, inputs)
-        inputs = guided_inputs(vgg, objective)
-        if inputs is not None:
-            return FusedEvaluator(vgg, objective, inputs, "guided")
+        graph, inputs = "fused", fused_inputs(vgg, objective)
+        if inputs is None:
+            graph, inputs = "guided", guided_inputs(vgg, objective)
+    tile = memory.aligned_tile(options.tile_size)
+    if tile is None and objective.layers and scale is not None:
+        strategy = "fused" if inputs is not None else "autograd"
+        estimator = memory.Estimator.for_graphs(vgg.graphs)
+        tile = memory.tile_for(estimator, objective.height, objective.width, scale.memory, strategy)
+    if tile is not None and objective.layers:
+        from .tiled import TiledEvaluator
+
+        return TiledEvaluator(vgg, objective, tile)
+    if inputs is not None and graph is not None:
+        return FusedEvaluator(vgg, objective, inputs, graph)
     return AutogradEvaluator(vgg, objective)

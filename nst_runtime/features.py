@@ -121,6 +121,24 @@ class VGG:
             raise NSTError(f"onnxruntime failed: {str(exc).splitlines()[0][:200]}") from None
         self.check_cancel()
 
+    def release_memory(self) -> None:
+        """Hand the arena's free chunks back to the system (nst_runtime.memory, issue 11).
+
+        onnxruntime keeps every chunk its arena ever grew to; the memory planner gives each scale
+        the room its own buffers leave, so what a larger evaluation of an earlier scale left in
+        the arena must go before the next scale's buffers arrive. A tiny run with the shrink
+        option does it.
+        """
+        shrink = ort.RunOptions()
+        shrink.add_run_config_entry(
+            "memory.enable_memory_arena_shrinkage", f"{'gpu' if self.device == 'cuda' else 'cpu'}:0"
+        )
+        current, self._run_options = self._run_options, shrink
+        try:
+            self.forward(torch.zeros((1, 3, MIN_SIDE, MIN_SIDE), device=self.torch_device))
+        finally:
+            self._run_options = current
+
     def forward(self, image: torch.Tensor) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """(taps, saved tensors) for an image [1, 3, H, W] in [0, 1]."""
         _check_image(image)

@@ -38,6 +38,15 @@ TV_SCALE = 1e6  # makes --tv-weight 1 a visible but gentle smoothing next to the
 PixelLoss = Callable[[torch.Tensor], torch.Tensor]  # x [1, 3, h, w] → a scalar tensor
 
 
+class Targets(Protocol):
+    """Where the builder gets VGG features and Gram matrices of its target images (whole or tiled:
+    ``nst_runtime.tiled.Extractor``)."""
+
+    def features(self, image: torch.Tensor, layers: tuple[str, ...]) -> dict[str, torch.Tensor]: ...
+
+    def grams(self, image: torch.Tensor, layers: tuple[str, ...]) -> dict[str, torch.Tensor]: ...
+
+
 class PixelTerm(Protocol):
     """A differentiable loss on the image itself (TV, temporal consistency, …), given per scale."""
 
@@ -121,14 +130,20 @@ def resize(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
 
 
 def style_size(style: torch.Tensor, height: int, width: int, scale: float) -> tuple[int, int]:
-    """The style's size at one scale: its own aspect ratio, with ``scale``² times the output's area.
+    """The style's size at one scale: its own aspect ratio, with the output's area or its own,
+    whichever is smaller, times ``scale``².
+
+    At ``scale`` 1 a painting is never upsampled (crowsonkb's style_transfer never upsamples one
+    either): that would only blur its strokes. So once the output is larger than the painting
+    (a photo at its own size), the strokes keep their size in the painting's pixels; a
+    ``scale`` above 1 still enlarges them on request, one below 1 shrinks them.
 
     A style already within 2 % of that size is used as it is: resampling by a hair still low-pass
     filters every pixel (bicubic at 0.998× shifted the relu4_1 Gram by 11 %), while a Gram matrix,
     averaged over positions, does not care about a few rows more or less.
     """
     sh, sw = style.shape[2], style.shape[3]
-    factor = scale * math.sqrt(height * width / (sh * sw))
+    factor = scale * min(1.0, math.sqrt(height * width / (sh * sw)))
     if abs(factor - 1.0) <= STYLE_SIZE_TOLERANCE:
         return sh, sw
     return max(16, round(sh * factor)), max(16, round(sw * factor))
@@ -148,6 +163,7 @@ class ObjectiveBuilder:
     styles: list[torch.Tensor]
     blend: list[float]
     pixel_terms: Sequence[PixelTerm] = ()
+    targets: Targets | None = None  # None: the whole image through ``vgg``
     regions: Regions | None = None
     _style_grams: dict[tuple[int, int, int], dict[str, torch.Tensor]] = field(default_factory=dict, repr=False)
 
@@ -156,8 +172,12 @@ class ObjectiveBuilder:
         opts = self.options
         content = None
         if opts.content_weight > 0:
-            target = self.vgg.features(resize(self.content, height, width), (CONTENT_LAYER,))[CONTENT_LAYER]
-            content = ContentTerm(CONTENT_LAYER, target.clone(), content_loss_weight(opts.content_weight))
+            sized = resize(self.content, height, width)
+            if self.targets is not None:
+                target = self.targets.features(sized, (CONTENT_LAYER,))[CONTENT_LAYER]
+            else:
+                target = self.vgg.features(sized, (CONTENT_LAYER,))[CONTENT_LAYER].clone()
+            content = ContentTerm(CONTENT_LAYER, target, content_loss_weight(opts.content_weight))
         styles: tuple[StyleTerm, ...] = ()
         if opts.style_weight > 0 and self.regions is not None and self.regions.regional:
             styles = self.region_terms(height, width)
@@ -190,17 +210,20 @@ class ObjectiveBuilder:
         if key not in self._style_grams:
             style = self.styles[index]
             sized = resize(style, *style_size(style, height, width, self.options.style_scale))
-            feats = self.vgg.features(sized, STYLE_LAYERS)
             style_mask = self.regions.style_masks[index] if self.regions is not None else None
-            masks = (
-                on_layers(
-                    resample(style_mask.to(sized.device), sized.shape[2], sized.shape[3]),
-                    {layer: tuple(feats[layer].shape[2:]) for layer in STYLE_LAYERS},
+            if style_mask is None and self.targets is not None:
+                self._style_grams[key] = self.targets.grams(sized, STYLE_LAYERS)
+            else:  # a style mask guides the style's own Gram: whole-image features (styles are painting-sized)
+                feats = self.vgg.features(sized, STYLE_LAYERS)
+                masks = (
+                    on_layers(
+                        resample(style_mask.to(sized.device), sized.shape[2], sized.shape[3]),
+                        {layer: tuple(feats[layer].shape[2:]) for layer in STYLE_LAYERS},
+                    )
+                    if style_mask is not None
+                    else {}
                 )
-                if style_mask is not None
-                else {}
-            )
-            self._style_grams[key] = {layer: gram(feats[layer], masks.get(layer)) for layer in STYLE_LAYERS}
+                self._style_grams[key] = {layer: gram(feats[layer], masks.get(layer)) for layer in STYLE_LAYERS}
         return self._style_grams[key]
 
     def region_terms(self, height: int, width: int) -> tuple[StyleTerm, ...]:

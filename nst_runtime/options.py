@@ -21,6 +21,8 @@ WEIGHT_SOURCES = ("vgg19", "vgg16", "torchvision-vgg19")
 
 MIN_SIZE = 32
 DEFAULT_SIZE = 512
+MIN_MEMORY = 64 << 20
+MIN_TILE = 64  # tile sizes are rounded down to a multiple of 16 (the pool grids must align)
 
 
 def strength_to_style_weight(strength: float) -> float:
@@ -49,6 +51,8 @@ class Options:
     weights: str = "vgg19"
     pooling: str = "max"
     fused: bool = True  # use the fused loss-and-gradient graph when the objective is its built-in one
+    max_memory: int | None = None  # bytes the whole run may use (None: a safe share of what is available)
+    tile_size: int | None = None  # force tiled evaluation with tiles of this many pixels a side
     scales: int | None = None  # coarse-to-fine scale count (None: from the preset; 1: the full size only)
 
     def validate(self, n_styles: int) -> Options:
@@ -79,6 +83,10 @@ class Options:
                 raise NSTError(f"style-blend has {len(blend)} weights for {n_styles} style image(s)")
             if any(not math.isfinite(b) or b < 0 for b in blend) or sum(blend) <= 0:
                 raise NSTError(f"style-blend weights must be non-negative and not all zero, got {list(blend)}")
+        if self.max_memory is not None and (not isinstance(self.max_memory, int) or self.max_memory < MIN_MEMORY):
+            raise NSTError(f"max-memory must be at least {MIN_MEMORY >> 20}M, got {self.max_memory!r}")
+        if self.tile_size is not None and (not isinstance(self.tile_size, int) or self.tile_size < MIN_TILE):
+            raise NSTError(f"tile-size must be an integer of at least {MIN_TILE}, got {self.tile_size!r}")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool):
             raise NSTError(f"seed must be an integer, got {self.seed!r}")
         return self
@@ -105,9 +113,11 @@ def make_options(
     strength: float | None = None,
     steps: int | Sequence[int] | None = None,
     style_blend: Sequence[float] | None = None,
+    max_memory: int | str | None = None,
     **values,
 ) -> Options:
-    """Options from keyword values, turning user terms (strength, a single steps int) into fields."""
+    """Options from keyword values, turning user terms (strength, a single steps int, a memory
+    size such as "4G") into fields."""
     if strength is not None:
         if values.get("style_weight", 1.0) != 1.0:
             raise NSTError("give either strength or style-weight, not both")
@@ -115,7 +125,11 @@ def make_options(
     if steps is not None:
         steps = (steps,) if isinstance(steps, int) else tuple(steps)
     blend = tuple(float(b) for b in style_blend) if style_blend is not None else None
-    return Options(steps=steps, style_blend=blend, **values)
+    if max_memory is not None:
+        from .memory import parse_memory
+
+        max_memory = parse_memory(max_memory)
+    return Options(steps=steps, style_blend=blend, max_memory=max_memory, **values)
 
 
 from .schedule import COARSEST_SIDE, PRESETS, QualityPreset, Scale, plan_scales, scale_sizes  # noqa: E402, F401  (re-exported)

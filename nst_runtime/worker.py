@@ -20,6 +20,7 @@ import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO
 
 from .errors import Cancelled, NSTError, describe_failure
@@ -49,6 +50,8 @@ _OPTION_KEYS = {
     "pooling",
     "optimizer",
     "init",
+    "max_memory",
+    "tile_size",
 }
 
 
@@ -138,9 +141,27 @@ def _settled(buffer: bytearray) -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class RawOutput:
+    """Where to write the result as raw 8-bit RGBA rows (the plug-in's file hand-off)."""
+
+    path: Path
+
+
 def _image(spec: object, role: str) -> object:
     if not isinstance(spec, dict):
-        raise NSTError(f"{role} must be an object with 'path' or 'rgba'")
+        raise NSTError(f"{role} must be an object with 'path', 'rgba' or 'rgba_path'")
+    if "rgba_path" in spec:
+        path = spec["rgba_path"]
+        if not isinstance(path, str) or not path:
+            raise NSTError(f"{role} rgba_path must be a non-empty string")
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            raise NSTError(f"{role} pixels cannot be read: {path} ({exc.strerror or exc})") from None
+        from .images import from_rgba_bytes
+
+        return from_rgba_bytes(data, spec.get("width"), spec.get("height"), role)
     if "path" in spec:
         if not isinstance(spec["path"], str) or not spec["path"]:
             raise NSTError(f"{role} path must be a non-empty string")
@@ -153,7 +174,21 @@ def _image(spec: object, role: str) -> object:
         from .images import from_rgba_bytes
 
         return from_rgba_bytes(data, spec.get("width"), spec.get("height"), role)
-    raise NSTError(f"{role} must give 'path' or 'rgba'")
+    raise NSTError(f"{role} must give 'path', 'rgba' or 'rgba_path'")
+
+
+def _environment_options() -> dict[str, object]:
+    """NST_MAX_MEMORY and NST_TILE_SIZE: defaults for a front end that has no such field (the
+    GIMP dialog); the request's own options win."""
+    values: dict[str, object] = {}
+    if os.environ.get("NST_MAX_MEMORY"):
+        values["max_memory"] = os.environ["NST_MAX_MEMORY"]
+    if os.environ.get("NST_TILE_SIZE"):
+        try:
+            values["tile_size"] = int(os.environ["NST_TILE_SIZE"])
+        except ValueError:
+            raise NSTError(f"NST_TILE_SIZE must be an integer, got {os.environ['NST_TILE_SIZE']!r}") from None
+    return values
 
 
 def load_request(text: str) -> dict:
@@ -180,7 +215,7 @@ def parse_options(options: object, n_styles: int, style_blend: object = None):
     unknown = sorted(set(options) - _OPTION_KEYS)
     if unknown:
         raise NSTError(f"unknown option {unknown[0]!r}")
-    values = dict(options)
+    values = {**_environment_options(), **options}
     if values.get("size") in (0, None):
         values["size"] = None
     init = values.pop("init", "content")
@@ -240,11 +275,14 @@ def parse_job(request: dict) -> Job:
     output = request.get("output")
     out_path = None
     if output is not None:
-        if not isinstance(output, dict) or not isinstance(output.get("path"), str):
-            raise NSTError('\'output\' must be {"path": "…"}')
-        from .images import check_output_path
+        if isinstance(output, dict) and isinstance(output.get("rgba_path"), str) and output["rgba_path"]:
+            out_path = RawOutput(_raw_output_path(output["rgba_path"]))
+        elif isinstance(output, dict) and isinstance(output.get("path"), str):
+            from .images import check_output_path
 
-        out_path = check_output_path(output["path"])
+            out_path = check_output_path(output["path"])
+        else:
+            raise NSTError('\'output\' must be {"path": "…"} or {"rgba_path": "…"}')
     masks = _mask_list(request, "masks", len(styles))
     style_masks = _mask_list(request, "style_masks", len(styles))
     if out_path is not None:
@@ -252,7 +290,7 @@ def parse_job(request: dict) -> Job:
 
         inputs = [("content", content), *(("style", s) for s in styles), ("init image", opts.init_image)]
         inputs += [("mask", m) for m in (*(masks or ()), *(style_masks or ()))]
-        check_not_an_input(out_path, inputs)
+        check_not_an_input(out_path.path if isinstance(out_path, RawOutput) else out_path, inputs)
     protocol, preview = request.get("protocol", 1), parse_preview(request.get("preview"))
     return Job(content, styles, opts, out_path, protocol, preview, masks, style_masks)
 
@@ -398,6 +436,27 @@ def _event_json(event) -> dict:
     return {"event": event.kind, "message": event.message}
 
 
+def _raw_output_path(text: str) -> Path:
+    path = Path(text)
+    if not path.parent.is_dir():
+        raise NSTError(f"output directory does not exist: {path.parent}")
+    if path.is_dir():
+        raise NSTError(f"output path is a directory: {path}")
+    return path
+
+
+def _write_raw(image, path: Path) -> None:
+    """Raw RGBA rows, written atomically (temp file + rename)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(image.convert("RGBA").tobytes())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise NSTError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
 def preview_json(event, max_side: int) -> dict:
     """A Preview event as the protocol's preview line: RGBA (alpha 255), at most max_side px."""
     import numpy as np
@@ -425,6 +484,9 @@ def _done(result, out_path) -> dict:
     image = result.image
     width, height = image.size
     extra = {"finished_early": bool(result.finished_early), "evaluations": int(result.evaluations)}
+    if isinstance(out_path, RawOutput):
+        _write_raw(image, out_path.path)
+        return {"width": width, "height": height, "rgba_path": str(out_path.path), **extra}
     if out_path is not None:
         from .images import save_image
 

@@ -16,6 +16,7 @@ import pytest
 from PIL import Image
 
 from conftest import shared_image
+from nst_runtime.errors import NSTError
 
 QUICK = ["--size", "48", "--steps", "2"]
 
@@ -177,6 +178,49 @@ def test_worker_round_trips_raw_rgba_and_keeps_alpha(painting):
     assert np.array_equal(result[..., 3], rgba[..., 3])
 
 
+def test_worker_hands_pixels_over_in_raw_files_and_takes_a_memory_budget(tmp_path, painting):
+    """The plug-in's file hand-off (no base64 at photo sizes), with max_memory and a forced tile."""
+    rgba = np.random.default_rng(8).integers(0, 256, (30, 40, 4), dtype=np.uint8)
+    layer, result = tmp_path / "layer.rgba", tmp_path / "result.rgba"
+    layer.write_bytes(rgba.tobytes())
+    code, lines = worker(
+        {
+            "content": {"rgba_path": str(layer), "width": 40, "height": 30},
+            "styles": [{"path": str(painting)}],
+            "options": {"size": 0, "steps": 1, "max_memory": "4G", "tile_size": 64},
+            "output": {"rgba_path": str(result)},
+        }
+    )
+    assert code == 0, lines[-1]
+    assert lines[-1]["done"] == {"width": 40, "height": 30, "rgba_path": str(result)}
+    out = np.frombuffer(result.read_bytes(), np.uint8).reshape(30, 40, 4)
+    assert np.array_equal(out[..., 3], rgba[..., 3])
+    code, lines = worker({"content": {"rgba_path": str(layer), "width": 41, "height": 30}, "styles": [{"path": "x"}]})
+    assert code == 1 and "expected 41×30×4" in lines[-1]["error"]
+    code, lines = worker(
+        {"content": {"rgba_path": str(layer), "width": 40, "height": 30}, "styles": [{"path": str(painting)}],
+         "options": {"max_memory": "lots"}}
+    )  # fmt: skip
+    assert code == 1 and "max-memory" in lines[-1]["error"]
+
+
+def test_worker_takes_budget_and_tile_defaults_from_the_environment(monkeypatch, photo, painting):
+    from nst_runtime.worker import parse_request
+
+    request = json.dumps({"content": {"path": str(photo)}, "styles": [{"path": str(painting)}]})
+    monkeypatch.setenv("NST_MAX_MEMORY", "3G")
+    monkeypatch.setenv("NST_TILE_SIZE", "128")
+    options = parse_request(request)[2]
+    assert (options.max_memory, options.tile_size) == (3 << 30, 128)
+    own = json.dumps(
+        {"content": {"path": str(photo)}, "styles": [{"path": str(painting)}], "options": {"tile_size": 256}}
+    )
+    assert parse_request(own)[2].tile_size == 256
+    monkeypatch.setenv("NST_TILE_SIZE", "big")
+    with pytest.raises(NSTError, match="NST_TILE_SIZE"):
+        parse_request(request)
+
+
 def test_worker_reports_a_bad_style_file_in_one_line(tmp_path, photo):
     bad = _write(tmp_path / "style.png", b"%PDF-1.4 not an image")
     code, lines = worker({"content": {"path": str(photo)}, "styles": [{"path": str(bad)}]})
@@ -209,6 +253,12 @@ def test_worker_stops_within_a_second_on_sigterm(photo, painting):
     assert time.perf_counter() - started < 1.5
     assert proc.returncode == 130
     assert json.loads(rest.strip().splitlines()[-1]) == {"error": "cancelled"}
+
+
+def test_an_eta_of_hours_shows_its_hours():
+    from nst_runtime.cli import _duration
+
+    assert (_duration(68), _duration(3754.4), _duration(float("nan"))) == ("01:08", "1:02:34", "?")
 
 
 # --- regions: --masks and the worker's "masks" -----------------------------------------------------

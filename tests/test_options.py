@@ -71,3 +71,22 @@ def test_presets_open_every_scale_but_the_first_with_a_detail_pass():
     assert all(s.detail_steps == plan[-1].detail_steps for s in plan[1:])
     explicit = plan_scales(make_options(steps=(5, 5, 5)), 384, 512)
     assert all(s.detail_steps == 0 and s.tolerance == 0 for s in explicit)  # explicit steps are exactly those
+
+
+def test_scales_above_512_px_get_the_same_work_not_the_same_steps():
+    """At full resolution most of the work stays at low resolution: a scale of more pixels than
+    512² gets its preset's steps (and detail steps) times 512² / pixels, at least min_steps."""
+    from nst_runtime.schedule import PRESETS, REFERENCE_PIXELS
+
+    draft = PRESETS["draft"]
+    small = plan_scales(make_options(size=None, quality="draft"), 384, 512)
+    assert small[-1].steps == draft.final_steps and small[-1].detail_steps == draft.detail_steps
+    big = plan_scales(make_options(size=None, quality="draft"), 4000, 6000)
+    assert big[-1].steps == big[-1].detail_steps == draft.min_steps
+    for scale in big:
+        if scale.pixels > REFERENCE_PIXELS:
+            assert (
+                draft.min_steps
+                <= scale.steps
+                <= max(draft.min_steps, draft.coarse_steps * REFERENCE_PIXELS / scale.pixels + 1)
+            )

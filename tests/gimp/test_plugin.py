@@ -339,3 +339,27 @@ def test_one_ctrl_z_removes_all_results(gimp3: Gimp3, images: Path, tmp_path: Pa
     assert len(result["layers_after"]) == 4 and all(i["has_mask"] for i in result["layers_after"][0::2])
     assert [i["name"] for i in result["layers_undone"]] == [i["name"] for i in result["layers_before"]]
     assert_sources_unchanged(result["layers_before"], result["layers_undone"])
+
+
+def test_a_layer_at_its_own_size_computed_in_exact_tiles(gimp3: Gimp3, images: Path, tmp_path: Path) -> None:
+    """Size 0 with tiles forced small (NST_TILE_SIZE, the worker's default for a front end without
+    the field): the new layer has the layer's own size and is painted."""
+
+    def small_scene(work: Path) -> dict:
+        work.mkdir(exist_ok=True)
+        with Image.open(images / "golden_gate.jpg") as im:
+            im.convert("RGB").resize((96, 64)).save(work / "small.png")
+        spec = scene(images, work, args={**FAST, "size": 0, "style-file": str(images / "starry_night.jpg")})
+        return {**spec, "content": str(work / "small.png")}
+
+    result = gimp3.batch(small_scene(tmp_path), tmp_path, extra_env={"NST_TILE_SIZE": "64"}).result
+    assert result["status"] == "success", result["message"]
+    new, source = result["layers_after"][0], result["layers_before"][0]
+    assert (new["width"], new["height"]) == (source["width"], source["height"]) == (96, 64)
+    assert mean_rgb_diff(pixels(new), pixels(source)) > 8, "the result looks like the photo"
+    assert_sources_unchanged(result["layers_before"], result["layers_after"])
+    # the variable does reach the worker through GIMP and the plug-in: a bad one is its error
+    bad = tmp_path / "bad"
+    refused = gimp3.batch(small_scene(bad), bad, extra_env={"NST_TILE_SIZE": "big"}).result
+    assert refused["status"] != "success" and "NST_TILE_SIZE" in refused["message"], refused
+    assert_untouched(refused)
