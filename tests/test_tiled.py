@@ -11,6 +11,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -135,6 +136,22 @@ def test_a_tiled_run_ends_where_the_untiled_run_does():
     style = Image.open(shared_image("starry_night.jpg")).convert("RGB").resize((256, 160))
     untiled = run(content, [style], make_options(size=256, steps=(0, 5)))
     tiled = run(content, [style], make_options(size=256, steps=(0, 5), tile_size=64))
+    assert tiled.image.size == untiled.image.size == (256, 192)
+    assert tiled.loss == pytest.approx(untiled.loss, rel=5e-3)
+
+
+def test_a_masked_run_in_tiles_ends_where_the_guided_graph_run_does():
+    """Regions at full resolution: two styles on complementary soft halves, whole image (the
+    guided fused graph) against forced tiles (per-position weights in the tiled evaluator)."""
+    content = Image.open(shared_image("golden_gate.jpg")).convert("RGB").resize((256, 192))
+    styles = [
+        Image.open(shared_image(name)).convert("RGB").resize((256, 160))
+        for name in ("starry_night.jpg", "the_scream.jpg")
+    ]
+    left = np.clip(np.linspace(3.0, -3.0, 256), 0.0, 1.0)[None, :].repeat(192, axis=0).astype(np.float32)
+    masks = [left, 1.0 - left]
+    untiled = run(content, styles, make_options(size=256, steps=(0, 4)), masks=masks)
+    tiled = run(content, styles, make_options(size=256, steps=(0, 4), tile_size=64), masks=masks)
     assert tiled.image.size == untiled.image.size == (256, 192)
     assert tiled.loss == pytest.approx(untiled.loss, rel=5e-3)
 
