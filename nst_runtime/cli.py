@@ -285,7 +285,10 @@ def run_and_save(content: object, styles: list, output: str, args: argparse.Name
         return EXIT_ERROR
     say.finish_progress()
     w, h = result.image.size
-    say.info(f"wrote {out_path} ({w}×{h}) in {result.seconds:.1f} s on {result.device}, loss {result.loss:.4g}")
+    say.info(
+        f"wrote {out_path} ({w}×{h}) in {result.seconds:.1f} s on {result.device}, "
+        f"{result.evaluations} evaluations, loss {result.loss:.4g}"
+    )
     return 0
 
 
