@@ -192,7 +192,8 @@ def test_worker_hands_pixels_over_in_raw_files_and_takes_a_memory_budget(tmp_pat
         }
     )
     assert code == 0, lines[-1]
-    assert lines[-1]["done"] == {"width": 40, "height": 30, "rgba_path": str(result)}
+    done = lines[-1]["done"]
+    assert (done["width"], done["height"], done["rgba_path"]) == (40, 30, str(result))
     out = np.frombuffer(result.read_bytes(), np.uint8).reshape(30, 40, 4)
     assert np.array_equal(out[..., 3], rgba[..., 3])
     code, lines = worker({"content": {"rgba_path": str(layer), "width": 41, "height": 30}, "styles": [{"path": "x"}]})
