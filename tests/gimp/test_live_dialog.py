@@ -43,6 +43,10 @@ STUB_ENV = {
     "NST_STUB_STEPS": "12",
 }  # the stub worker (NST_TEST_WORKER=stub) then runs long enough to act on
 
+LONG_RUN = {"size": "256", "quality": '"high"'}
+"""Values for the runs a test interrupts: 256 px at high quality takes ~90 s of 2 slow cores, so even a
+machine several times faster does not finish before the test's previews (one a second) have come."""
+
 
 def live_spec(images: Path, steps: list[dict], **extra: object) -> dict:
     return {"action": "stylize", "content": str(images / "golden_gate.jpg"), "live": steps, **extra}
@@ -79,7 +83,7 @@ def test_the_preview_changes_while_the_run_goes_on(gimp3: Gimp3, images: Path, t
         {"gone": "worker", "mark": "gone"},
         {"key": CLOSE},
     ]
-    result = live_gimp(gimp3, tmp_path, images).batch(live_spec(images, steps), tmp_path, STUB_ENV).result
+    result = live_gimp(gimp3, tmp_path, images, **LONG_RUN).batch(live_spec(images, steps), tmp_path, STUB_ENV).result
     assert result["status"] == "cancel", result
     assert_untouched(result)
     rect = events(tmp_path, "preview")[-1]["rect"]
@@ -104,7 +108,7 @@ def test_apply_now_adds_one_layer_at_once_in_one_undo_step_and_stops_the_worker(
         {"undo": True},
     ]
     spec = live_spec(images, steps, display=True, undo_after=True)
-    result = live_gimp(gimp3, tmp_path, images).batch(spec, tmp_path, STUB_ENV).result
+    result = live_gimp(gimp3, tmp_path, images, **LONG_RUN).batch(spec, tmp_path, STUB_ENV).result
     assert result["status"] == "success", result
     before, after = result["layers_before"], result["layers_after"]
     assert [i["name"] for i in after] == ["Starry Night — style", "Background"]
@@ -136,7 +140,7 @@ def test_stop_leaves_the_image_and_ends_the_worker_within_a_second(gimp3: Gimp3,
         {"key": CLOSE},
     ]
     spec = live_spec(images, steps, selection=[x, y, w, h])
-    result = live_gimp(gimp3, tmp_path, images).batch(spec, tmp_path, STUB_ENV).result
+    result = live_gimp(gimp3, tmp_path, images, **LONG_RUN).batch(spec, tmp_path, STUB_ENV).result
     marks = json.loads((tmp_path / "marks.json").read_text())
     print(f"Stop: worker gone {marks['gone'] - marks['stop']:.2f} s after the key")
     assert marks["gone"] - marks["stop"] < 1.0, "the worker outlived Stop by more than a second"
