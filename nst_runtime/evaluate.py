@@ -82,17 +82,31 @@ class FusedEvaluator:
         return _with_pixel_terms(self.objective, x, parts, grad)
 
 
+def whole_image_graph(vgg: VGG, objective: Objective) -> str | None:
+    """Which one-graph loss says this objective exactly: "fused" (the content layer and at most one
+    unmasked Gram term per loss layer), "guided" (any number of masked terms on the loss layers),
+    or None (the two-graph autograd path). A cheap test on the terms' layers and masks, so the
+    memory planner can ask it before any O(image) target tensor is built for a whole-image run
+    that tiling would throw away (a 24-MP image's guided masks are ~250 MB)."""
+    style_layers = vgg.graphs.loss_layers[1]
+    content_layer = vgg.graphs.loss_layers[0]
+    if objective.content is not None and objective.content.layer != content_layer:
+        return None
+    if any(term.layer not in style_layers for term in objective.styles):
+        return None
+    layers = [term.layer for term in objective.styles]
+    if all(term.mask is None for term in objective.styles) and len(set(layers)) == len(layers):
+        return "fused"
+    return "guided" if vgg.graphs.has("guided") else None
+
+
 def fused_inputs(vgg: VGG, objective: Objective) -> dict[str, torch.Tensor] | None:
     """The fused graph's target inputs for this objective, or None when its built-in loss differs."""
+    if whole_image_graph(vgg, objective) != "fused":
+        return None
     style_layers = vgg.graphs.loss_layers[1]
     content = _content_inputs(vgg, objective)
-    if content is None:
-        return None
-    by_layer = {}
-    for term in objective.styles:
-        if term.mask is not None or term.layer in by_layer or term.layer not in style_layers:
-            return None
-        by_layer[term.layer] = term
+    by_layer = {term.layer: term for term in objective.styles}
     device = vgg.torch_device
     inputs: dict[str, torch.Tensor] = dict(content[0])
     weights = []
@@ -124,18 +138,14 @@ def guided_inputs(vgg: VGG, objective: Objective) -> dict[str, torch.Tensor] | N
     """The guided graph's inputs: per style layer R stacked targets [R, C, C] and masks [R, h, w]
     (ones for an unmasked term), weights [R, L]; layers with fewer terms are padded with terms of
     weight 0 and an all-zero mask, which add exactly nothing. None when the graphs cannot say it."""
+    if whole_image_graph(vgg, objective) is None or not vgg.graphs.has("guided") or not objective.styles:
+        return None
     style_layers = vgg.graphs.loss_layers[1]
     content = _content_inputs(vgg, objective)
-    if content is None or not vgg.graphs.has("guided"):
-        return None
     by_layer: dict[str, list] = {layer: [] for layer in style_layers}
     for term in objective.styles:
-        if term.layer not in by_layer:
-            return None
         by_layer[term.layer].append(term)
-    regions = max((len(terms) for terms in by_layer.values()), default=0)
-    if regions == 0:
-        return None
+    regions = max(len(terms) for terms in by_layer.values())
     device = vgg.torch_device
     inputs: dict[str, torch.Tensor] = dict(content[0])
     weights = torch.zeros((regions, len(style_layers)), dtype=torch.float32)
@@ -160,20 +170,18 @@ def choose_evaluator(vgg: VGG, objective: Objective, options: Options, scale: Sc
     objective allows) wherever it fits ``scale.memory``; otherwise tiles, as large as fit;
     ``options.tile_size`` forces tiles of that size.
     """
-    graph, inputs = None, None
-    if options.fused and objective.layers:
-        graph, inputs = "fused", fused_inputs(vgg, objective)
-        if inputs is None:
-            graph, inputs = "guided", guided_inputs(vgg, objective)
+    graph = whole_image_graph(vgg, objective) if options.fused and objective.layers else None
     tile = memory.aligned_tile(options.tile_size)
     if tile is None and objective.layers and scale is not None:
-        strategy = "fused" if inputs is not None else "autograd"
         estimator = memory.Estimator.for_graphs(vgg.graphs)
+        strategy = "fused" if graph is not None else "autograd"
         tile = memory.tile_for(estimator, objective.height, objective.width, scale.memory, strategy)
     if tile is not None and objective.layers:
         from .tiled import TiledEvaluator
 
         return TiledEvaluator(vgg, objective, tile)
-    if inputs is not None and graph is not None:
-        return FusedEvaluator(vgg, objective, inputs, graph)
+    if graph == "fused":
+        return FusedEvaluator(vgg, objective, fused_inputs(vgg, objective))
+    if graph == "guided":
+        return FusedEvaluator(vgg, objective, guided_inputs(vgg, objective), "guided")
     return AutogradEvaluator(vgg, objective)

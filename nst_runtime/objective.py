@@ -24,13 +24,12 @@ from .losses import (
     STYLE_LAYERS,
     content_loss,
     content_loss_weight,
-    gram,
     style_loss,
     style_loss_weight,
     tv_loss,
 )
 from .options import Options
-from .regions import Regions, on_layers, region_shares, resample
+from .regions import Regions, layer_grams, on_layers, region_shares, resample
 
 STYLE_SIZE_TOLERANCE = 0.02
 TV_SCALE = 1e6  # makes --tv-weight 1 a visible but gentle smoothing next to the default content/style balance
@@ -44,7 +43,9 @@ class Targets(Protocol):
 
     def features(self, image: torch.Tensor, layers: tuple[str, ...]) -> dict[str, torch.Tensor]: ...
 
-    def grams(self, image: torch.Tensor, layers: tuple[str, ...]) -> dict[str, torch.Tensor]: ...
+    def grams(
+        self, image: torch.Tensor, layers: tuple[str, ...], mask: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]: ...
 
 
 class PixelTerm(Protocol):
@@ -211,19 +212,12 @@ class ObjectiveBuilder:
             style = self.styles[index]
             sized = resize(style, *style_size(style, height, width, self.options.style_scale))
             style_mask = self.regions.style_masks[index] if self.regions is not None else None
-            if style_mask is None and self.targets is not None:
-                self._style_grams[key] = self.targets.grams(sized, STYLE_LAYERS)
-            else:  # a style mask guides the style's own Gram: whole-image features (styles are painting-sized)
-                feats = self.vgg.features(sized, STYLE_LAYERS)
-                masks = (
-                    on_layers(
-                        resample(style_mask.to(sized.device), sized.shape[2], sized.shape[3]),
-                        {layer: tuple(feats[layer].shape[2:]) for layer in STYLE_LAYERS},
-                    )
-                    if style_mask is not None
-                    else {}
-                )
-                self._style_grams[key] = {layer: gram(feats[layer], masks.get(layer)) for layer in STYLE_LAYERS}
+            if style_mask is not None:  # a style mask guides the style's own Gram
+                style_mask = resample(style_mask.to(sized.device), sized.shape[2], sized.shape[3])
+            if self.targets is not None:
+                self._style_grams[key] = self.targets.grams(sized, STYLE_LAYERS, style_mask)
+            else:
+                self._style_grams[key] = layer_grams(self.vgg.features(sized, STYLE_LAYERS), style_mask)
         return self._style_grams[key]
 
     def region_terms(self, height: int, width: int) -> tuple[StyleTerm, ...]:

@@ -37,6 +37,7 @@ from PIL import Image
 
 from .errors import NSTError
 from .images import ImageData, load_image
+from .losses import gram
 
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # Rec. 601, as colour.py's YIQ
 
@@ -143,6 +144,12 @@ def on_layers(mask: torch.Tensor, shapes: dict[str, tuple[int, int]]) -> dict[st
             levels.append(F.avg_pool2d(current, 2))
         out[layer] = levels[-1][0, 0]
     return out
+
+
+def layer_grams(features: dict[str, torch.Tensor], mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """Each layer's Gram matrix, guided by ``mask`` ([H, W] at the image's size) when given."""
+    grids = on_layers(mask, {k: tuple(f.shape[2:]) for k, f in features.items()}) if mask is not None else {}
+    return {layer: gram(f, grids.get(layer)) for layer, f in features.items()}
 
 
 @dataclass(frozen=True)

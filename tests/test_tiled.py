@@ -119,6 +119,13 @@ def test_tiled_targets_equal_the_whole_images(vgg):
     layers = ("relu1_1", "relu3_1", "relu5_1")
     for layer, g in whole.grams(image, layers).items():
         assert float((tiled.grams(image, layers)[layer] - g).norm() / g.norm()) <= 1e-5
+    # a style mask's guided Grams (soft left half) likewise, and they differ from the plain ones
+    mask = torch.zeros(333, 500)
+    mask[:, :200], mask[:, 200:260] = 1.0, 0.5
+    plain = whole.grams(image, layers)
+    for layer, g in whole.grams(image, layers, mask).items():
+        assert float((tiled.grams(image, layers, mask)[layer] - g).norm() / g.norm()) <= 1e-5
+        assert float((g - plain[layer]).norm() / g.norm()) > 1e-2
 
 
 def test_choose_evaluator_tiles_only_what_does_not_fit(vgg):

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from .gimp3_harness import Gimp3, Running
+from .gimp3_harness import STUB_PYTHON, Gimp3, Running
 
 pytestmark = pytest.mark.gimp
 
@@ -363,3 +363,21 @@ def test_a_layer_at_its_own_size_computed_in_exact_tiles(gimp3: Gimp3, images: P
     refused = gimp3.batch(small_scene(bad), bad, extra_env={"NST_TILE_SIZE": "big"}).result
     assert refused["status"] != "success" and "NST_TILE_SIZE" in refused["message"], refused
     assert_untouched(refused)
+
+
+def test_the_memory_budget_argument_reaches_the_worker(gimp3: Gimp3, images: Path, tmp_path: Path) -> None:
+    """Memory budget (MiB) is the request's max_memory; 0 leaves it to the worker (a safe share)."""
+    import json
+
+    sent = {}
+    for budget in (1500, 0):
+        work = tmp_path / str(budget)
+        work.mkdir()
+        requests = work / "requests.jsonl"
+        spec = scene(images, work, args={**FAST, "style-file": str(images / "starry_night.jpg"), "max-memory": budget})
+        env = {"NST_PYTHON": str(STUB_PYTHON), "NST_STUB_REQUEST": str(requests)}
+        result = gimp3.batch(spec, work, env).result
+        assert result["status"] == "success", result["message"]
+        sent[budget] = json.loads(requests.read_text().splitlines()[0])["options"]
+    assert sent[1500]["max_memory"] == "1500M"
+    assert "max_memory" not in sent[0]

@@ -100,6 +100,24 @@ def add_run_arguments(procedure: Gimp.Procedure) -> None:
             rw,
         )
     add_region_arguments(procedure)  # "Outside the selection" and the channels of styles 2 and 3
+    add_memory_argument(procedure)
+
+
+MAX_MEMORY_MIB = 1 << 20  # 1 TiB: the field's upper end; the worker caps a budget at the machine's memory
+
+
+def add_memory_argument(procedure: Gimp.Procedure) -> None:
+    """The run's memory budget (the CLI's --max-memory), appended last so argument lists written
+    before it keep working. Large layers at Size 0 are computed in exact tiles that fit it."""
+    procedure.add_int_argument(
+        "max-memory",
+        "Memory _budget (MiB)",
+        "Most memory the run may use, in MiB; larger layers are computed in tiles (0 = a safe share of what is free)",
+        0,
+        MAX_MEMORY_MIB,
+        0,
+        GObject.ParamFlags.READWRITE,
+    )
 
 
 @dataclass
@@ -180,7 +198,7 @@ def result_name(styles: list[StyleChoice]) -> str:
 
 def job_options(config: Gimp.ProcedureConfig) -> dict:
     """The protocol "options" object from the procedure's arguments."""
-    return {
+    options = {
         "strength": config.get_property("strength"),
         "size": config.get_property("size"),
         "quality": config.get_property("quality"),
@@ -188,3 +206,6 @@ def job_options(config: Gimp.ProcedureConfig) -> dict:
         "seed": config.get_property("seed"),
         "device": config.get_property("device"),
     }
+    if config.find_property("max-memory") is not None and config.get_property("max-memory") > 0:
+        options["max_memory"] = f"{config.get_property('max-memory')}M"
+    return options

@@ -56,7 +56,10 @@ RESPONSE_RESET = 1
 PREVIEW_SIDE = 320  # the preview area's longest side; the worker sends previews no larger
 PREVIEW_INTERVAL_S = 1.0
 ESTIMATE_DELAY_MS = 300  # settle time after a settings change before asking for a new estimate
-SETTINGS = ("strength", "size", "quality", "preserve-colors", "seed", "device", "use-selection", "outside-selection")
+SETTINGS = (
+    "strength", "size", "quality", "preserve-colors", "seed", "device", "max-memory", "use-selection",
+    "outside-selection",
+)  # fmt: skip
 
 
 class Trace:
