@@ -36,6 +36,8 @@ PROC_ARGS = [
     "outside-selection",
     "style-2-channel",
     "style-3-channel",
+    # appended by the full-resolution issue
+    "max-memory",
 ]
 FAST = {"size": 64, "quality": "draft", "seed": 1}
 RUNTIME_HINT = "runtime not found: run `nst install-gimp-plugin`"
