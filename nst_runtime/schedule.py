@@ -105,8 +105,8 @@ def full_resolution_steps(steps: int, pixels: int, preset: QualityPreset) -> int
 
     Each scale starts from the converged one below, upsampled: what is left to do at a large
     scale is fine detail, which a few L-BFGS steps bring most of, while a step there costs as
-    much as a hundred at the reference size. So most of the work stays at low resolution, and a
-    24-MP photo costs a few times a 512-px job, not a hundred times.
+    much as a hundred at the reference size. So most of the work stays at low resolution: a
+    12-MP draft took 7.5× the 512-px normal job, not a hundred times (docs/benchmarks.md 7.5).
     """
     if pixels <= REFERENCE_PIXELS:
         return steps
