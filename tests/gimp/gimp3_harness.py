@@ -30,6 +30,10 @@ def make_gimp_config(config_dir: Path, python: str) -> None:
     (config_dir / "interpreters").mkdir(parents=True, exist_ok=True)
     # `#!/usr/bin/env python3` must find the root's python3, which has gi (RECIPE pitfall 1)
     (config_dir / "interpreters" / "pygimp.interp").write_text(gimp_install.interp_text())
+    # a fresh user folder looks like a first start after an update (no config-version): the Welcome
+    # dialog would open beside the image window and could take the keyboard focus from it (a GUI
+    # test's Ctrl+Z then goes nowhere). A config version above any 3.x stops that.
+    (config_dir / "gimprc").write_text('(config-version "3.99.99")\n(show-welcome-dialog no)\n')
 
 
 @dataclass

@@ -57,6 +57,10 @@ def xdo(*args):
     return subprocess.run(["xdotool", *args], capture_output=True, text=True, check=False).stdout.strip()
 
 
+def visible(title_pattern):
+    return xdo("search", "--onlyvisible", "--name", title_pattern)
+
+
 def alive(pid):
     try:
         with open(f"/proc/{pid}/stat", encoding="utf-8") as f:
@@ -99,9 +103,17 @@ try:
             marks[step["mark"]] = time.time()
         elif step.get("undo"):
             wait(lambda: os.path.exists(os.path.join(WORK, "ready-for-undo")), 300, "the batch driver")
-            window = xdo("search", "--name", " – GIMP$").split("\n")[0]
+            # the dialog must be gone and GIMP must have taken the image window's focus-in (which
+            # makes its display the active one) before the key comes, or Ctrl+Z acts on no image
+            wait(lambda: not visible("^Neural Style Transfer$"), 60, "the dialog's end")
+            window = wait(lambda: visible(" – GIMP$").split("\n")[0], 60, "image window")
             xdo("windowfocus", "--sync", window)
+            time.sleep(1.0)
             xdo("key", "ctrl+z")
+            marks["windows_at_undo"] = [  # for the test's message if the undo does not take
+                xdo("getwindowname", w) for w in visible(".").split("\n") if w
+            ]
+            marks["focus_at_undo"] = xdo("getwindowfocus", "-f")
             open(os.path.join(WORK, "undone"), "w").close()
     with open(os.path.join(WORK, "marks.json"), "w", encoding="utf-8") as f:
         json.dump(marks, f)

@@ -122,7 +122,9 @@ def test_apply_now_adds_one_layer_at_once_in_one_undo_step_and_stops_the_worker(
     took, gone = applied["t"] - marks["apply"], marks["gone"] - marks["apply"]
     print(f"Apply now: layer after {took:.2f} s, worker gone after {gone:.2f} s")
     assert applied["t"] - marks["apply"] < 2.0, "Apply now took more than 2 s"
-    assert [i["name"] for i in result["layers_undone"]] == [i["name"] for i in before], "more than one undo step"
+    assert [i["name"] for i in result["layers_undone"]] == [i["name"] for i in before], (
+        f"more than one undo step (visible windows {marks.get('windows_at_undo')}, focus {marks.get('focus_at_undo')})"
+    )
     assert_sources_unchanged(before, result["layers_undone"])
 
 
