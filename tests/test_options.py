@@ -38,10 +38,21 @@ def test_strength_maps_half_to_the_default_balance():
         strength_to_style_weight(1.5)
 
 
-def test_scales_start_near_128_and_end_at_the_target():
-    plan = plan_scales(make_options(quality="normal"), 384, 512)
-    assert max(plan[0][:2]) <= 160 and plan[-1][:2] == (384, 512)
-    assert all(b[1] > a[1] for a, b in itertools.pairwise(plan))
+def test_scales_start_near_the_presets_coarsest_side_and_end_at_the_target():
+    from nst_runtime.schedule import PRESETS
+
+    for quality, preset in PRESETS.items():
+        plan = plan_scales(make_options(quality=quality), 384, 512)
+        assert preset.coarsest_side / preset.scale_ratio < max(plan[0][:2]) <= preset.coarsest_side, quality
+        assert plan[-1][:2] == (384, 512)
+        assert all(b[1] > a[1] for a, b in itertools.pairwise(plan))
+    assert [tuple(s)[:2] for s in plan_scales(make_options(quality="draft"), 384, 512)] == [
+        (24, 32),
+        (48, 64),
+        (96, 128),
+        (192, 256),
+        (384, 512),
+    ]
 
 
 def test_explicit_steps_set_the_number_of_scales():
@@ -66,11 +77,26 @@ def test_a_run_can_ask_for_the_full_size_only():
 
 
 def test_presets_open_every_scale_but_the_first_with_a_detail_pass():
-    plan = plan_scales(make_options(quality="draft"), 384, 512)
-    assert plan[0].detail_steps == 0
-    assert all(s.detail_steps == plan[-1].detail_steps for s in plan[1:])
+    from nst_runtime.schedule import PRESETS
+
+    for quality, preset in PRESETS.items():
+        plan = plan_scales(make_options(quality=quality), 384, 512)
+        between = preset.detail_steps if preset.coarse_detail_steps is None else preset.coarse_detail_steps
+        assert plan[0].detail_steps == 0
+        assert all(s.detail_steps == between for s in plan[1:-1]), quality
+        assert plan[-1].detail_steps == preset.detail_steps > 0
     explicit = plan_scales(make_options(steps=(5, 5, 5)), 384, 512)
     assert all(s.detail_steps == 0 and s.tolerance == 0 for s in explicit)  # explicit steps are exactly those
+
+
+def test_explicit_steps_keep_scales_from_about_128_px():
+    """A preset's coarsest side is tuned with its own steps; --steps N runs N at each of the old sizes."""
+    assert [tuple(s) for s in plan_scales(make_options(quality="draft", steps=7), 384, 512)] == [
+        (96, 128, 7),
+        (192, 256, 7),
+        (384, 512, 7),
+    ]
+    assert [tuple(s) for s in plan_scales(make_options(steps=10), 96, 128)] == [(96, 128, 10)]
 
 
 def test_scales_above_512_px_get_the_same_work_not_the_same_steps():
