@@ -319,6 +319,7 @@ def calibrate(
     from .features import VGG, get_vgg
     from .graphs import DETAIL_LAYERS, ensure_graphs
     from .objective import ObjectiveBuilder
+    from .sessions import seconds_to_create
 
     def check() -> None:
         if cancel is not None and cancel.is_set():
@@ -330,9 +331,9 @@ def calibrate(
     detail_vgg, detail_sessions = None, 0.0
     if graphs_dir is None:  # the engine runs detail passes only on the graphs it exports itself
         detail_graphs = ensure_graphs(options.weights, options.pooling, DETAIL_LAYERS, log=log)
-        started = time.perf_counter()
         detail_vgg = VGG(detail_graphs, options.device)
-        detail_sessions = time.perf_counter() - started
+        opened = (detail_graphs.feature_path, detail_graphs.fused_path)  # what the detail pass opens
+        detail_sessions = sum(seconds_to_create(path, detail_vgg.device) for path in opened)
     rng = np.random.default_rng(0)
     pixels, evaluation, first, targets, detail, detail_first = [], [], [], [], [], []
 

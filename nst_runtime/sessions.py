@@ -10,6 +10,7 @@ import contextlib
 import os
 import sys
 import threading
+import time
 from pathlib import Path
 
 import onnxruntime as ort
@@ -104,6 +105,15 @@ def create_session(path: Path, device: str, threads: int | None = None) -> tuple
         if key not in _cache:
             _cache[key] = _create_session(path, device, threads)
         return _cache[key]
+
+
+def seconds_to_create(path: Path, device: str, threads: int | None = None) -> float:
+    """What a fresh process pays to open ``path``'s session: timed on a new session, past the
+    per-process cache (a session that an earlier run in this process opened costs nothing to
+    look up, and the estimate prices a run that opens its own)."""
+    started = time.perf_counter()
+    _create_session(path, device, threads)
+    return time.perf_counter() - started
 
 
 def _create_session(path: Path, device: str, threads: int | None) -> tuple[ort.InferenceSession, str]:
