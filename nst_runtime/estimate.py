@@ -331,9 +331,11 @@ def calibrate(
     detail_vgg, detail_sessions = None, 0.0
     if graphs_dir is None:  # the engine runs detail passes only on the graphs it exports itself
         detail_graphs = ensure_graphs(options.weights, options.pooling, DETAIL_LAYERS, log=log)
-        detail_vgg = VGG(detail_graphs, options.device)
-        opened = (detail_graphs.feature_path, detail_graphs.fused_path)  # what the detail pass opens
-        detail_sessions = sum(seconds_to_create(path, detail_vgg.device) for path in opened)
+        # what the detail pass opens, keyed as VGG opens them: its feature session on the device
+        # asked for, the fused one (made on first use) on the device that came out of it
+        opened = ((detail_graphs.feature_path, options.device), (detail_graphs.fused_path, vgg.device))
+        detail_sessions = sum(seconds_to_create(path, device) for path, device in opened)
+        detail_vgg = VGG(detail_graphs, options.device)  # on the sessions just measured, when none were open
     rng = np.random.default_rng(0)
     pixels, evaluation, first, targets, detail, detail_first = [], [], [], [], [], []
 

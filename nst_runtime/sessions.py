@@ -97,11 +97,8 @@ def create_session(path: Path, device: str, threads: int | None = None) -> tuple
     Sessions are cached per process (creating one optimises the whole graph): a prewarm thread
     can create them while the main thread is still importing torch.
     """
-    stat = Path(path).stat()
-    key = (str(path), stat.st_mtime_ns, device, threads)
-    with _cache_guard:
-        lock = _cache_locks.setdefault(key, threading.Lock())
-    with lock:
+    key = _cache_key(path, device, threads)
+    with _lock_for(key):
         if key not in _cache:
             _cache[key] = _create_session(path, device, threads)
         return _cache[key]
@@ -110,10 +107,25 @@ def create_session(path: Path, device: str, threads: int | None = None) -> tuple
 def seconds_to_create(path: Path, device: str, threads: int | None = None) -> float:
     """What a fresh process pays to open ``path``'s session: timed on a new session, past the
     per-process cache (a session that an earlier run in this process opened costs nothing to
-    look up, and the estimate prices a run that opens its own)."""
+    look up, and the estimate prices a run that opens its own). The new session is kept in the
+    cache when it holds none yet, so measuring first and using the session after opens it once."""
+    key = _cache_key(path, device, threads)
     started = time.perf_counter()
-    _create_session(path, device, threads)
-    return time.perf_counter() - started
+    made = _create_session(path, device, threads)
+    seconds = time.perf_counter() - started
+    with _lock_for(key):
+        _cache.setdefault(key, made)
+    return seconds
+
+
+def _cache_key(path: Path, device: str, threads: int | None) -> tuple:
+    return (str(path), Path(path).stat().st_mtime_ns, device, threads)
+
+
+def _lock_for(key: tuple) -> threading.Lock:
+    """One lock per session, so two threads asking for the same one create it once."""
+    with _cache_guard:
+        return _cache_locks.setdefault(key, threading.Lock())
 
 
 def _create_session(path: Path, device: str, threads: int | None) -> tuple[ort.InferenceSession, str]:
