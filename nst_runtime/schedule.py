@@ -34,13 +34,23 @@ class QualityPreset:
     tolerance: float = 0.0  # a scale stops once its relative decrease per step falls below this
     min_steps: int = 1  # the fewest steps a scale larger than REFERENCE_PIXELS gets
     coarsest_side: int = COARSEST_SIDE  # the first scale's longest side (about)
-    coarse_detail_steps: int | None = None  # the detail pass's steps below the last scale
+    coarse_detail_steps: int | None = None  # the detail pass's steps below the last scale,
+    # where that scale is no larger than REFERENCE_PIXELS
 
-    def detail_steps_at(self, index: int, count: int) -> int:
-        """The detail pass's steps at scale ``index`` of ``count`` (none at the first)."""
+    def detail_steps_at(self, index: int, count: int, pixels: int = 0) -> int:
+        """The detail pass's steps at scale ``index`` of ``count`` (none at the first), before
+        ``full_resolution_steps`` scales them to the scale's ``pixels``.
+
+        The longer pass below the top was tuned where those scales are cheap (a detail step at
+        256×192 costs a quarter of one at 512×384). A scale larger than the reference is as dear
+        as a top one, so it gets the top's count: at 12 MP the longer pass at the 1000- and
+        2000-px scales took the run from 7.5× to 9.1× the 512-px normal job (docs/benchmarks.md
+        7.5).
+        """
         if index == 0:
             return 0
-        if index < count - 1 and self.coarse_detail_steps is not None:
+        cheap = pixels <= REFERENCE_PIXELS
+        if index < count - 1 and self.coarse_detail_steps is not None and cheap:
             return self.coarse_detail_steps
         return self.detail_steps
 
@@ -155,7 +165,8 @@ def plan_scales(options: Options, height: int, width: int) -> list[Scale]:
     sizes = scale_sizes(height, width, preset.scale_ratio, count=options.scales, coarsest=preset.coarsest_side)
     steps = [preset.coarse_steps] * (len(sizes) - 1) + [preset.final_steps]
     steps = [full_resolution_steps(n, h * w, preset) for n, (h, w) in zip(steps, sizes, strict=True)]
-    return [
-        Scale(h, w, s, preset.tolerance, full_resolution_steps(preset.detail_steps_at(i, len(sizes)), h * w, preset))
-        for i, ((h, w), s) in enumerate(zip(sizes, steps, strict=True))
+    detail = [
+        full_resolution_steps(preset.detail_steps_at(i, len(sizes), h * w), h * w, preset)
+        for i, (h, w) in enumerate(sizes)
     ]
+    return [Scale(h, w, s, preset.tolerance, d) for (h, w), s, d in zip(sizes, steps, detail, strict=True)]

@@ -89,6 +89,20 @@ def test_presets_open_every_scale_but_the_first_with_a_detail_pass():
     assert all(s.detail_steps == 0 and s.tolerance == 0 for s in explicit)  # explicit steps are exactly those
 
 
+def test_the_longer_detail_pass_below_the_top_stays_at_cheap_scales():
+    """At full resolution the scales between the reference size and the top are as dear as a
+    top scale: they get the top's detail steps (scaled to their size), not the longer pass."""
+    from nst_runtime.schedule import PRESETS, REFERENCE_PIXELS, full_resolution_steps
+
+    draft = PRESETS["draft"]
+    plan = plan_scales(make_options(size=None, quality="draft"), 3000, 4000)
+    assert [s.detail_steps for s in plan if 0 < s.pixels <= REFERENCE_PIXELS][1:] == [draft.coarse_detail_steps] * 4
+    for scale in plan[:-1]:
+        if scale.pixels > REFERENCE_PIXELS:
+            assert scale.detail_steps == full_resolution_steps(draft.detail_steps, scale.pixels, draft)
+    assert [(s.width, s.detail_steps, s.steps) for s in plan[-3:]] == [(1000, 7, 4), (2000, 2, 1), (4000, 1, 1)]
+
+
 def test_explicit_steps_keep_scales_from_about_128_px():
     """A preset's coarsest side is tuned with its own steps; --steps N runs N at each of the old sizes."""
     assert [tuple(s) for s in plan_scales(make_options(quality="draft", steps=7), 384, 512)] == [
