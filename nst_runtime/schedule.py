@@ -37,7 +37,7 @@ class QualityPreset:
     coarse_detail_steps: int | None = None  # the detail pass's steps below the last scale,
     # where that scale is no larger than REFERENCE_PIXELS
 
-    def detail_steps_at(self, index: int, count: int, pixels: int = 0) -> int:
+    def detail_steps_at(self, index: int, count: int, pixels: int) -> int:
         """The detail pass's steps at scale ``index`` of ``count`` (none at the first), before
         ``full_resolution_steps`` scales them to the scale's ``pixels``.
 
@@ -160,7 +160,7 @@ def plan_scales(options: Options, height: int, width: int) -> list[Scale]:
         sizes = scale_sizes(height, width, preset.scale_ratio, count=len(options.steps))
         return [Scale(h, w, s) for (h, w), s in zip(sizes, options.steps, strict=True)]
     if options.steps is not None:
-        sizes = scale_sizes(height, width, preset.scale_ratio, options.scales)
+        sizes = scale_sizes(height, width, preset.scale_ratio, count=options.scales)
         return [Scale(h, w, options.steps[0]) for h, w in sizes]
     sizes = scale_sizes(height, width, preset.scale_ratio, count=options.scales, coarsest=preset.coarsest_side)
     steps = [preset.coarse_steps] * (len(sizes) - 1) + [preset.final_steps]
