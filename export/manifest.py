@@ -18,7 +18,7 @@ from .errors import ExportError
 from .sources import sha256_file
 
 #: Bumped whenever the graphs' inputs, outputs or meaning change; old exports are then redone.
-GRAPH_FORMAT = "nst-graphs/4"  # 4: adds the guided (masked-regions) fused graph
+GRAPH_FORMAT = "nst-graphs/5"  # 4: adds the guided (masked-regions) fused graph; 5: pooled ReLU masks
 MANIFEST = "manifest.json"
 FEATURE_FILE = "feature.onnx"
 GRADIENT_FILE = "gradient.onnx"

@@ -4,8 +4,9 @@
 autograd) and the module exported as the feature graph (``forward``, which also returns what
 the backward needs). ``GradientNet`` is the backward written out from the forward's structure,
 so that onnxruntime can run it: conv backward is a convolution with the transposed, flipped
-kernel; ReLU backward is a multiply by the saved mask; max-pool backward scatters into zeros at
-the saved argmax indices (exact, ties included, odd sizes included).
+kernel; ReLU backward is a multiply by the saved mask (for the ReLU right before a max pool, on
+the pool's grid: ``architecture.pooled_mask``); max-pool backward scatters into zeros at the
+saved argmax indices (exact, ties included, odd sizes included).
 
 The max pool and its backward are exported as ONNX's own MaxPool (with indices) and MaxUnpool.
 torch's exporter spells ``max_pool2d(return_indices=True)`` as a second, 1×1 MaxPool over the
@@ -16,31 +17,12 @@ saved indices are ONNX's (flattened over N·C·H·W), and eager torch computes t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .architecture import Layer, truncated_plan
+from .architecture import Layer, SavedTensor, indices_name, mask_name, pooled_mask, saved_tensors, truncated_plan
 from .weights import VGGWeights
-
-
-@dataclass(frozen=True)
-class SavedTensor:
-    """A feature-graph output that only exists for the gradient graph's sake."""
-
-    name: str
-    layer: str
-    kind: str  # "mask" (bool, relu output > 0) or "indices" (int64 argmax, flattened over N·C·H·W as ONNX's)
-
-
-def mask_name(relu: str) -> str:
-    return f"saved_mask_{relu}"
-
-
-def indices_name(pool: str) -> str:
-    return f"saved_indices_{pool}"
 
 
 def grad_name(tap: str) -> str:
@@ -81,12 +63,7 @@ class FeatureNet(nn.Module):
             conv.weight.requires_grad_(False)
             conv.bias.requires_grad_(False)
             self.convs.append(conv)
-        self.saved: list[SavedTensor] = []
-        for layer in self.plan:
-            if layer.kind == "relu" and layer.name not in taps:
-                self.saved.append(SavedTensor(mask_name(layer.name), layer.name, "mask"))
-            elif layer.kind == "pool" and pooling == "max":
-                self.saved.append(SavedTensor(indices_name(layer.name), layer.name, "indices"))
+        self.saved: list[SavedTensor] = saved_tensors(self.plan, taps, pooling)
 
     @property
     def output_names(self) -> list[str]:
@@ -107,11 +84,12 @@ class FeatureNet(nn.Module):
         taps: dict[str, torch.Tensor] = {}
         saved: dict[str, torch.Tensor] = {}
         x = image - self.offset
+        names = {s.name for s in self.saved}
         for layer in self.plan:
             x, indices = self._step(layer, x, with_indices=True)
             if layer.name in self.taps:
                 taps[layer.name] = x
-            elif layer.kind == "relu":
+            if mask_name(layer.name) in names:
                 saved[mask_name(layer.name)] = x > 0
             if indices is not None:
                 saved[indices_name(layer.name)] = indices
@@ -197,18 +175,28 @@ class GradientNet(nn.Module):
             if g is None:
                 continue
             if layer.kind == "relu":
-                g = g * self._mask(layer.name, named).to(g.dtype)  # onnxruntime's Where is 2× slower
+                if not pooled_mask(plan, i, self.taps, self.pooling):  # else masked on the pool's grid
+                    g = g * self._mask(layer.name, named).to(g.dtype)  # onnxruntime's Where is 2× slower
             elif layer.kind == "conv":
                 g = F.conv2d(g, self.kernels[layer.conv_index], padding=1)
             else:
-                # the pool's input has the shape of the ReLU right before it
-                like = self._mask(plan[i - 1].name, named)
-                g = self._pool_backward(g, like, named.get(indices_name(layer.name)))
+                if pooled_mask(plan, i - 1, self.taps, self.pooling):
+                    g = g * named[mask_name(layer.name)].to(g.dtype)
+                g = self._pool_backward(g, self._pool_input_like(i, named), named.get(indices_name(layer.name)))
         assert g is not None
         return g
 
     def _mask(self, relu: str, named: dict[str, torch.Tensor]) -> torch.Tensor:
         return named[relu] > 0 if relu in self.taps else named[mask_name(relu)]
+
+    def _pool_input_like(self, index: int, named: dict[str, torch.Tensor]) -> torch.Tensor:
+        """An input with the shape of pool ``plan[index]``'s input, for the scatter's size: the ReLU
+        right before it, or (its mask lying on the pool's grid) the block's first ReLU, whose
+        channels and grid every ReLU of a VGG block shares."""
+        relu = self.plan[index - 1].name
+        if pooled_mask(self.plan, index - 1, self.taps, self.pooling):
+            relu = f"relu{self.plan[index].block}_1"
+        return named[relu] if relu in self.taps else named[mask_name(relu)]
 
     def _pool_backward(self, g: torch.Tensor, like: torch.Tensor, indices: torch.Tensor | None) -> torch.Tensor:
         if indices is not None:

@@ -209,6 +209,7 @@ class _Job:
         self.content_image = content
         height, width = compute_size(content.height, content.width, options.size)
         self.scales = scales if scales is not None else plan_scales(options, height, width)
+        self.release = memory.needs_release(self.scales, memory.Estimator.for_graphs(vgg.graphs))
         if (height, width) == (content.height, content.width):
             self.content_rgb = content.rgb  # the photo at the computation size, before colour handling
         else:
@@ -228,7 +229,11 @@ class _Job:
             [_to_tensor(s, self.device) for s in style_rgbs],
             options.blend(len(styles)),
             tuple(pixel_terms),
-            Extractor(vgg, min((s.memory or 0 for s in self.scales), default=0) or None, options.tile_size),
+            Extractor(
+                vgg,
+                (min((s.memory or 0 for s in self.scales), default=0) or None) if self.release else None,
+                options.tile_size,
+            ),
             guides,
         )
         self.coverage = guides.coverage if guides is not None else None
@@ -352,7 +357,7 @@ class _Job:
 
         result = minimize(evaluate, x, self._optimiser(scale), scale.detail_steps, on_step=on_step)
         self.work_done = done_before + scale.work * DETAIL_COST * scale.detail_steps
-        if scale.memory is not None:  # the detail tiles' free chunks go before the full objective's arrive
+        if self.release:  # the detail tiles' free chunks go before the full objective's arrive
             vgg.release_memory()
         return result.x, result.steps
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from nst_export.architecture import full_plan
+from nst_export.architecture import DEFAULT_LAYERS, full_plan, saved_tensors, truncated_plan
 from nst_export.sources import CAFFE
 from nst_export.torch_vgg import FeatureNet, GradientNet
 from nst_export.verify import gradient_feed, relative_l2, smooth_image, torch_reference
@@ -53,6 +53,21 @@ def test_max_pool_ties_route_like_torch():
 
 def test_saved_tensors_are_masks_and_indices_under_separate_names():
     net = FeatureNet(random_weights("vgg19"), ("relu1_1", "relu2_1"), "max")
-    assert net.output_names == ["relu1_1", "relu2_1", "saved_mask_relu1_2", "saved_indices_pool1"]
+    assert net.output_names == ["relu1_1", "relu2_1", "saved_indices_pool1", "saved_mask_pool1"]
     outputs = net(smooth_image(20, 22))
-    assert outputs[2].dtype == torch.bool and outputs[3].dtype == torch.int64
+    assert outputs[2].dtype == torch.int64 and outputs[3].dtype == torch.bool
+    assert outputs[3].shape == outputs[2].shape  # relu1_2's mask lies on pool1's grid
+
+
+def test_pooled_masks_only_where_the_scatter_keeps_a_full_size_input():
+    """A ReLU right before a max pool keeps its mask on the pool's grid unless it is a tap or
+    its block's first ReLU (the scatter's shape comes from that one); average pooling, no indices."""
+    plan = truncated_plan("vgg19", DEFAULT_LAYERS)
+    names = [s.name for s in saved_tensors(plan, DEFAULT_LAYERS, "max")]
+    assert "saved_mask_relu1_2" not in names and "saved_mask_pool1" in names
+    assert "saved_mask_relu3_4" not in names and "saved_mask_pool3" in names
+    assert "saved_mask_relu3_2" in names  # not before a pool
+    tapped = saved_tensors(plan, (*DEFAULT_LAYERS, "relu2_2"), "max")
+    assert "saved_mask_pool2" not in [s.name for s in tapped]
+    averaged = [s.name for s in saved_tensors(plan, DEFAULT_LAYERS, "avg")]
+    assert "saved_mask_relu1_2" in averaged and not any("pool" in n for n in averaged)

@@ -17,6 +17,7 @@ from nst_runtime.memory import (
     Estimator,
     describe,
     fit_scale,
+    needs_release,
     parse_memory,
     plan_memory,
 )
@@ -43,6 +44,10 @@ def test_the_per_pixel_figures_follow_the_graph_plan():
     assert ESTIMATOR.widest == 64 * 4  # conv1_x: 64 float32 channels at full resolution
     assert ESTIMATOR.content == 512 * 4 / 64  # relu4_2: 512 channels at 1/8 resolution
     assert ESTIMATOR.halo == 80
+    # bool masks (relu1_2's … relu4_4's on their pools' grids) and int64 indices, beside the taps
+    masks = 64 / 4 + 128 / 16 + 2 * 256 / 16 + 256 / 64 + 512 / 64 + 512 / 256  # pool1, pool2, relu3_2/3, …
+    indices = 8 * (64 / 4 + 128 / 16 + 256 / 64 + 512 / 256)
+    assert ESTIMATOR.outputs == pytest.approx(masks + indices + ESTIMATOR.taps)
     assert ESTIMATOR.taps == pytest.approx(4 * (64 + 128 / 4 + 256 / 16 + 512 / 64 + 512 / 64 + 512 / 256))
 
 
@@ -92,6 +97,15 @@ def test_the_schedule_keeps_every_useful_pair_and_gives_the_top_scales_tiles():
     assert scales[0].cost == 1.0 and scales[-1].cost > 1.5  # a tiled step costs more: the ETA knows it
     assert scales[0].tiles == 0 and scales[-1].tiles > 20
     assert describe(scales, 8 * GIB).startswith("memory budget 8.0 GiB: 6000×4000 in ")
+
+
+def test_the_arena_is_released_between_phases_only_where_a_room_is_tight():
+    """Releasing costs the next evaluation its buffers' page faults: only tight plans pay it."""
+    options = make_options(quality="draft", size=None)
+    assert not needs_release(plan_memory(plan_scales(options, 384, 512), options, 8 * GIB), ESTIMATOR)
+    assert needs_release(plan_memory(plan_scales(options, 4000, 6000), options, 8 * GIB), ESTIMATOR)  # tiled
+    assert needs_release(plan_memory(plan_scales(options, 1500, 2000), options, 4 * GIB), ESTIMATOR)
+    assert not needs_release(plan_scales(options, 384, 512), ESTIMATOR)  # no plan: no room to keep
 
 
 def test_the_plan_line_names_only_the_tiled_scales_that_run():
