@@ -18,7 +18,8 @@ from .errors import ExportError
 from .sources import sha256_file
 
 #: Bumped whenever the graphs' inputs, outputs or meaning change; old exports are then redone.
-GRAPH_FORMAT = "nst-graphs/5"  # 4: adds the guided (masked-regions) fused graph; 5: pooled ReLU masks
+GRAPH_FORMAT = "nst-graphs/6"  # 4: the guided graph; 5: pooled ReLU masks; 6: per-layer style_losses
+LOSS_OUTPUTS = ("loss", "content_loss", "style_loss", "style_losses", "grad_image")  # the fused and guided graphs
 MANIFEST = "manifest.json"
 FEATURE_FILE = "feature.onnx"
 GRADIENT_FILE = "gradient.onnx"

@@ -17,7 +17,7 @@ from pathlib import Path
 import onnx
 import torch
 
-from .manifest import DEFAULT_OPSET
+from .manifest import DEFAULT_OPSET, LOSS_OUTPUTS
 from .torch_vgg import FeatureNet, GradientNet
 
 TRACE_SIZE = (64, 96)  # not square, so height and width cannot be confused while tracing
@@ -203,7 +203,7 @@ def _compose_with_loss(
     )
     fused = compose.merge_models(
         first, gradient, io_map=[(i.name, i.name) for i in gradient.graph.input],
-        outputs=["loss", "content_loss", "style_loss", "grad_image"],
+        outputs=list(LOSS_OUTPUTS),
     )  # fmt: skip
     fused.producer_name = "nst_export"
     onnx.save_model(fused, str(path))

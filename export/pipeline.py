@@ -24,6 +24,7 @@ from .manifest import (
     FUSED_FILE,
     GRADIENT_FILE,
     GUIDED_FILE,
+    LOSS_OUTPUTS,
     GraphKey,
     exporter_versions,
     is_current,
@@ -213,8 +214,8 @@ def _manifest(
         "graphs": {
             "feature": graph_entry(FEATURE_FILE, ["image"], net.output_names),
             "gradient": graph_entry(GRADIENT_FILE, grad_net.input_names, ["grad_image"]),
-            "fused": graph_entry(FUSED_FILE, loss_inputs[0], ["loss", "content_loss", "style_loss", "grad_image"]),
-            "guided": graph_entry(GUIDED_FILE, loss_inputs[1], ["loss", "content_loss", "style_loss", "grad_image"]),
+            "fused": graph_entry(FUSED_FILE, loss_inputs[0], list(LOSS_OUTPUTS)),
+            "guided": graph_entry(GUIDED_FILE, loss_inputs[1], list(LOSS_OUTPUTS)),
         },
         "loss": {
             "content_layer": content_layer,

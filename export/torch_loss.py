@@ -52,7 +52,7 @@ class LossNet(nn.Module):
 
     @property
     def output_names(self) -> list[str]:
-        return ["loss", "content_loss", "style_loss", *(f"grad_{t}" for t in self.taps)]
+        return ["loss", "content_loss", "style_loss", "style_losses", *(f"grad_{t}" for t in self.taps)]
 
     def _content(self, feats: dict, named: dict, grads: dict) -> torch.Tensor:
         """The content part; its gradient goes into ``grads``."""
@@ -76,13 +76,18 @@ class LossNet(nn.Module):
         grads: dict[str, torch.Tensor] = {}
         content = self._content(feats, named, grads)
         style = named["style_weights"].sum() * 0.0
+        losses = []
         for i, layer in enumerate(self.style_layers):
             f = feats[layer]
             flat = f.reshape(f.shape[1], -1)  # a view: indexing the batch copied the tensor (Gather)
             loss, grad = self._style(i, layer, flat, named)
             style = style + loss
+            losses.append(loss)
             grads[layer] = grad.view(f.shape)
-        return (content + style, content, style, *(grads[t] for t in self.taps))
+        # Each style layer's part too: a caller can read a restricted objective's value (the detail
+        # pass's shallow layers) off a full evaluation.
+        per_layer = torch.stack(losses) if losses else named["style_weights"].reshape(-1)[:0]
+        return (content + style, content, style, per_layer, *(grads[t] for t in self.taps))
 
     def _style(self, i: int, layer: str, flat: torch.Tensor, named: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """One style layer's loss and its gradient w.r.t. the features ``flat`` [C, P]."""

@@ -172,8 +172,10 @@ def _verify_loss_graph(net: FeatureNet, path: Path, role: str, feed_for) -> tupl
         reference = extra["loss_net"].reference(net.features(x), named)
         (grad,) = torch.autograd.grad(reference, x)
         feed = {"image": image.numpy(), **{k: v.numpy() for k, v in named.items()}}
-        loss, _, _, onnx_grad = session.run(None, feed)
+        loss, content, style, per_layer, onnx_grad = session.run(None, feed)
         loss_err = abs(float(loss) - float(reference.detach())) / abs(float(reference.detach()))
+        parts_err = abs(float(content) + float(per_layer.sum()) - float(loss)) / abs(float(loss))
+        loss_err = max(loss_err, parts_err, abs(float(per_layer.sum()) - float(style)) / max(abs(float(style)), 1e-30))
         grad_err = relative_l2(onnx_grad, grad)
         worst_loss, worst_grad = max(worst_loss, loss_err), max(worst_grad, grad_err)
         if not (loss_err <= LOSS_TOLERANCE and grad_err <= GRADIENT_TOLERANCE):

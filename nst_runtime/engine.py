@@ -22,7 +22,7 @@ from PIL import Image
 from nst_export import DEFAULT_LAYERS
 
 from . import color, memory, regions
-from .evaluate import Evaluator, choose_evaluator
+from .evaluate import Evaluator, FusedEvaluator, Remembering, choose_evaluator, restricted_total
 from .events import Event, Note, Preview, Progress, Status
 from .features import VGG, get_vgg
 from .graphs import DETAIL_LAYERS
@@ -300,7 +300,8 @@ class _Job:
         if objective.empty:
             self._skip(index, scale.steps + DETAIL_COST * scale.detail_steps, x)
             return x, {}
-        evaluate = self._counted(choose_evaluator(self.vgg, objective, self.options, scale))
+        chosen = choose_evaluator(self.vgg, objective, self.options, scale)
+        evaluate = Remembering(self._counted(chosen))
         if scale.steps == 0:
             parts: dict[str, float] = {}
             if index == len(self.scales) - 1:
@@ -309,7 +310,10 @@ class _Job:
             return x, parts
         if self.opt_started is None:
             self.opt_started = time.perf_counter()
-        x, detail_done = self._detail_pass(x, objective, index)
+        # The detail pass's last step through the full graph, whose per-layer parts say the shallow
+        # objective too, where a tight memory plan does not forbid holding both graphs' buffers.
+        reuse = isinstance(chosen, FusedEvaluator) and not self.release
+        x, detail_done = self._detail_pass(x, objective, index, evaluate if reuse else None)
         done_before = self.work_done
         total = scale.detail_steps + scale.steps
 
@@ -327,7 +331,9 @@ class _Job:
             self.gamma, self.gamma_pixels = result.gamma, scale.pixels
         return result.x, result.parts
 
-    def _detail_pass(self, x: torch.Tensor, objective: Objective, index: int) -> tuple[torch.Tensor, int]:
+    def _detail_pass(
+        self, x: torch.Tensor, objective: Objective, index: int, full: Remembering | None = None
+    ) -> tuple[torch.Tensor, int]:
         """The scale's opening steps on the shallow style layers alone, through a graph cut after
         relu3_1 (about 0.35 of a full evaluation).
 
@@ -345,11 +351,25 @@ class _Job:
             return x, 0
         # The scale's memory room holds the detail graphs too: tiled (exactly) where the whole
         # image's shallow evaluation does not fit it, like the full objective's.
-        evaluate = self._counted(choose_evaluator(vgg, detail, self.options, scale))
+        shallow = self._counted(choose_evaluator(vgg, detail, self.options, scale))
         done_before = self.work_done
         total = scale.detail_steps + scale.steps
+        progress = {"steps": 0, "calls": 0}
+
+        def evaluate(point: torch.Tensor) -> tuple[dict[str, float], torch.Tensor]:
+            """The last step's trials through the full objective (``full``, which keeps the one the
+            full pass starts from), the rest through the shallow graphs. That last step's gradient
+            is the full objective's: it only ever makes a curvature pair that nothing uses after."""
+            progress["calls"] += 1
+            if full is not None and progress["calls"] > 1 and progress["steps"] >= scale.detail_steps - 1:
+                parts, grad = full.keep(point)
+                value = restricted_total(parts, detail)
+                if value is not None:
+                    return {"total": value}, grad
+            return shallow(point)
 
         def on_step(step: int, loss: float, best: torch.Tensor) -> bool:
+            progress["steps"] = step
             self.work_done = done_before + scale.work * DETAIL_COST * step
             self._report(index, step, total, math.nan, scale.height, scale.width, phase="detail")
             self._maybe_preview(best, index, step, total)

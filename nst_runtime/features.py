@@ -22,6 +22,7 @@ from nst_export.architecture import output_shape
 
 from .errors import Cancelled, NSTError
 from .graphs import GraphSet, ensure_graphs
+from .losses import style_part
 from .sessions import create_session
 
 MIN_SIDE = 16  # four poolings leave relu5_1 one pixel wide
@@ -183,13 +184,16 @@ class VGG:
             n: torch.empty((), dtype=torch.float32, device=self.torch_device)
             for n in ("loss", "content_loss", "style_loss")
         }
+        style_layers = self.graphs.loss_layers[1]
+        per_layer = torch.empty(len(style_layers), dtype=torch.float32, device=self.torch_device)
         grad = torch.empty_like(image)
-        self._run(self._session(graph), inputs, {**scalars, "grad_image": grad})
+        self._run(self._session(graph), inputs, {**scalars, "style_losses": per_layer, "grad_image": grad})
         parts = {
             "total": float(scalars["loss"]),
             "content": float(scalars["content_loss"]),
             "style": float(scalars["style_loss"]),
         }
+        parts.update(zip((style_part(layer) for layer in style_layers), per_layer.tolist(), strict=True))
         return parts, grad
 
     def features(self, image: torch.Tensor, layers: tuple[str, ...] | None = None) -> dict[str, torch.Tensor]:

@@ -61,3 +61,8 @@ def tv_loss(image: torch.Tensor, weight: float) -> torch.Tensor:
     dx = image[..., :, 1:] - image[..., :, :-1]
     dy = image[..., 1:, :] - image[..., :-1, :]
     return weight * (dx.pow(2).mean() + dy.pow(2).mean())
+
+
+def style_part(layer: str) -> str:
+    """The name of one style layer's share in an evaluation's parts (``VGG.loss_and_grad``)."""
+    return f"style_{layer}"

@@ -135,7 +135,7 @@ def test_bad_input_is_reported_before_any_compute(tmp_path, style):
 
 
 def test_fused_fast_path_gives_the_same_loss_and_gradient_as_vgg_features():
-    from nst_runtime.evaluate import AutogradEvaluator, FusedEvaluator, fused_inputs
+    from nst_runtime.evaluate import AutogradEvaluator, FusedEvaluator, fused_inputs, restricted_total
     from nst_runtime.features import get_vgg
     from nst_runtime.losses import CONTENT_LAYER, STYLE_LAYERS, gram
     from nst_runtime.objective import ContentTerm, Objective, StyleTerm, TVTerm
@@ -159,6 +159,12 @@ def test_fused_fast_path_gives_the_same_loss_and_gradient_as_vgg_features():
     for name in ("total", "content", "style", "tv"):
         assert parts[name] == pytest.approx(reference[name], rel=1e-4)
     assert float((grad - ref_grad).norm() / ref_grad.norm()) <= 1e-3
+    assert sum(parts[f"style_{s}"] for s in STYLE_LAYERS) == pytest.approx(parts["style"], rel=1e-5)
+    # the detail pass's objective read off the full evaluation: the shallow layers and the TV term
+    shallow = objective.restricted(("relu1_1", "relu2_1"))
+    (shallow_parts, _) = AutogradEvaluator(vgg, shallow)(image)
+    assert restricted_total(parts, shallow) == pytest.approx(shallow_parts["total"], rel=1e-4)
+    assert restricted_total(reference, shallow) is None  # autograd's parts are not per layer
 
 
 def test_masked_style_terms_are_evaluated_through_the_guided_graph_or_autograd():
@@ -211,6 +217,15 @@ def test_the_detail_pass_reports_its_steps_and_can_be_cancelled(content, style, 
     fractions = [e.fraction for e in progress]
     assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)
     assert math.isfinite(result.loss)
+    # The detail pass's last step goes through the full graph, and the full pass starts from that
+    # evaluation: the same steps, one evaluation fewer than without it.
+    from nst_runtime import engine
+
+    with monkeypatch.context() as m:
+        m.setattr(engine, "FusedEvaluator", type("NotFused", (), {}))  # no reuse: every evaluation its own
+        separate = run(content, [style], make_options(size=128, quality="draft", scales=2))
+    assert result.evaluations == separate.evaluations - 1
+    assert result.loss == pytest.approx(separate.loss, rel=1e-5)
 
     monkeypatch.setitem(schedule.PRESETS, "draft", schedule.QualityPreset(1, 5, 2.0, detail_steps=10_000))
     cancel = threading.Event()
