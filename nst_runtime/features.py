@@ -184,10 +184,13 @@ class VGG:
             n: torch.empty((), dtype=torch.float32, device=self.torch_device)
             for n in ("loss", "content_loss", "style_loss")
         }
+        grad = torch.empty_like(image)
         style_layers = self.graphs.loss_layers[1]
         per_layer = torch.empty(len(style_layers), dtype=torch.float32, device=self.torch_device)
-        grad = torch.empty_like(image)
-        self._run(self._session(graph), inputs, {**scalars, "style_losses": per_layer, "grad_image": grad})
+        outputs = {**scalars, "grad_image": grad}
+        if style_layers:  # an empty tensor has no data pointer to bind, and there is nothing to read
+            outputs["style_losses"] = per_layer
+        self._run(self._session(graph), inputs, outputs)
         parts = {
             "total": float(scalars["loss"]),
             "content": float(scalars["content_loss"]),

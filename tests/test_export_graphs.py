@@ -146,3 +146,17 @@ def test_max_pools_are_onnx_max_pool_and_max_unpool(vgg19_export):
     assert len(pools) == 4 and all(list(k) == [2, 2] for k in kernels)
     ops = {n.op_type for n in gradient.graph.node}
     assert "MaxUnpool" in ops and not ops & {"ScatterElements", "ScatterND", "Gather"}
+
+
+def test_a_content_only_graph_set_evaluates_through_its_fused_graph(tmp_path):
+    """No style layers: the fused graph's per-layer style output is empty and is not read."""
+    from nst_runtime.features import VGG
+    from nst_runtime.graphs import ensure_graphs
+
+    export_graphs(ExportRequest(layers=("relu4_2",), out=tmp_path / "g"))
+    vgg = VGG(ensure_graphs(layers=("relu4_2",), folder=tmp_path / "g"), "cpu")
+    image = torch.from_numpy(photo_array("golden_gate.jpg", 32, 48))
+    targets = {"content_target": torch.zeros(1, 512, 4, 6), "content_weight": torch.tensor(1.0)}
+    parts, grad = vgg.loss_and_grad(image, {**targets, "style_weights": torch.ones(0)})
+    assert parts["style"] == 0 and parts["total"] == parts["content"] > 0
+    assert grad.shape == image.shape and float(grad.abs().sum()) > 0
