@@ -129,7 +129,7 @@ def cpu_flags() -> str:
 
 def measured_speed() -> dict:
     """The prices the estimates used, with a detail evaluation's cost against a full one per measured size."""
-    from nst_runtime import estimate as est
+    from nst_runtime.engine import timing as est
     from nst_runtime.options import make_options
 
     speed = est.load_speed(make_options())

@@ -66,7 +66,7 @@ def top_scale_only(photo: Path, steps: int | None = None) -> str:
     from PIL import Image
 
     from nst_runtime.options import make_options
-    from nst_runtime.schedule import plan_scales
+    from nst_runtime.planning.schedule import plan_scales
 
     with Image.open(photo) as im:
         width, height = im.size

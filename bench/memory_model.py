@@ -29,12 +29,14 @@ def _rss(field: str) -> int:
 def measure(mode: str, width: int, height: int, tile: int | None) -> dict:
     import torch
 
-    from nst_runtime import memory
-    from nst_runtime.evaluate import AutogradEvaluator, FusedEvaluator, fused_inputs
-    from nst_runtime.features import get_vgg
-    from nst_runtime.objective import ObjectiveBuilder, resize
+    from nst_runtime.evaluation.targets import Extractor
+    from nst_runtime.evaluation.tiled import TiledEvaluator
+    from nst_runtime.evaluation.whole import AutogradEvaluator, FusedEvaluator, fused_inputs
+    from nst_runtime.imaging.tensors import resize
+    from nst_runtime.objective.builder import ObjectiveBuilder
     from nst_runtime.options import make_options
-    from nst_runtime.tiled import Extractor, TiledEvaluator
+    from nst_runtime.planning import memory
+    from nst_runtime.vgg.features import get_vgg
 
     vgg = get_vgg()
     gen = torch.Generator().manual_seed(0)

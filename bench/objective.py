@@ -101,7 +101,7 @@ def _layer_scale(name: str) -> int:
 
 def _tiled_sums(image: torch.Tensor, layers: tuple[str, ...], tile: int, content: torch.Tensor | None = None):
     """Per layer, Σ F Fᵀ over the image (float64), and Σ (F − F_content)² on the content layer."""
-    from nst_runtime.tiles import plan_tiles
+    from nst_runtime.planning.tiles import plan_tiles
 
     sums: dict[str, torch.Tensor] = {}
     residual = torch.zeros((), dtype=torch.float64)

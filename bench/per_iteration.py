@@ -41,13 +41,14 @@ def measure(mode: str, size: int, threads: int, repeat: int, device: str) -> dic
     from nst_export.sources import locate_source
     from nst_export.torch_vgg import FeatureNet
     from nst_export.weights import load_weights
-    from nst_runtime.engine import _to_tensor
-    from nst_runtime.evaluate import fused_inputs
-    from nst_runtime.features import VGG
-    from nst_runtime.graphs import ensure_graphs
-    from nst_runtime.images import load_image
-    from nst_runtime.losses import CONTENT_LAYER, STYLE_LAYERS, content_loss_weight, gram, style_loss_weight
-    from nst_runtime.objective import ContentTerm, Objective, StyleTerm, resize
+    from nst_runtime.evaluation.whole import fused_inputs
+    from nst_runtime.imaging.images import load_image
+    from nst_runtime.imaging.tensors import resize
+    from nst_runtime.imaging.tensors import to_tensor as _to_tensor
+    from nst_runtime.objective.losses import CONTENT_LAYER, STYLE_LAYERS, content_loss_weight, gram, style_loss_weight
+    from nst_runtime.objective.terms import ContentTerm, Objective, StyleTerm
+    from nst_runtime.vgg.features import VGG
+    from nst_runtime.vgg.graphs import ensure_graphs
 
     content = load_image(_images_dir() / CONTENT)
     style = load_image(_images_dir() / STYLE)

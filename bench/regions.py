@@ -44,7 +44,7 @@ def _rgb(path: Path, longest: int | None = None) -> np.ndarray:
 
 
 def ratios(vgg, image: np.ndarray, mask: np.ndarray, own: np.ndarray, other: np.ndarray) -> dict[str, float]:
-    from nst_runtime.regions import guided_style_losses as guided_losses
+    from nst_runtime.evaluation.metrics import guided_style_losses as guided_losses
 
     to_own, to_other = guided_losses(vgg, image, mask, own), guided_losses(vgg, image, mask, other)
     return {k: to_own[k] / to_other[k] for k in to_own}
@@ -59,10 +59,10 @@ def main() -> int:
     p.add_argument("--json", default=None, help="results file (default bench/results/regions-<size>.json)")
     args = p.parse_args()
     torch.set_num_threads(int(os.environ.get("NST_THREADS", "2")))
-    from nst_runtime.engine import run
-    from nst_runtime.features import get_vgg
+    from nst_runtime.engine.runner import run
+    from nst_runtime.evaluation.metrics import guided_style_losses as guided_losses
     from nst_runtime.options import make_options
-    from nst_runtime.regions import guided_style_losses as guided_losses
+    from nst_runtime.vgg.features import get_vgg
 
     vgg = get_vgg()
     out_dir = Path(args.images)

@@ -32,13 +32,13 @@ def main() -> int:
     p.add_argument("--repeat", type=int, default=3)
     args = p.parse_args()
     torch.set_num_threads(int(os.environ.get("NST_THREADS", "2")))
-    from nst_runtime.engine import _to_tensor
-    from nst_runtime.evaluate import AutogradEvaluator, FusedEvaluator, fused_inputs, guided_inputs
-    from nst_runtime.features import get_vgg
-    from nst_runtime.images import load_image
-    from nst_runtime.objective import ObjectiveBuilder
+    from nst_runtime.evaluation.whole import AutogradEvaluator, FusedEvaluator, fused_inputs, guided_inputs
+    from nst_runtime.imaging.images import load_image
+    from nst_runtime.imaging.tensors import to_tensor as _to_tensor
+    from nst_runtime.objective.builder import ObjectiveBuilder
+    from nst_runtime.objective.regions import prepare
     from nst_runtime.options import make_options
-    from nst_runtime.regions import prepare
+    from nst_runtime.vgg.features import get_vgg
 
     vgg = get_vgg()
     for size in (int(s) for s in args.sizes.split(",")):

@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from test_robustness import PAINTINGS, PHOTOS, objective_of  # noqa: E402
 
 from conftest import SHARED_IMAGES  # noqa: E402
-from nst_runtime.engine import run  # noqa: E402
+from nst_runtime.engine.runner import run  # noqa: E402
 from nst_runtime.options import compute_size, make_options  # noqa: E402
 
 

@@ -49,7 +49,7 @@ def synthetic_clip(photo: Path, frames: int, width: int, pan: float = 2.0, zoom:
 
 
 def real_clip(path: Path, frames: int, width: int) -> list[np.ndarray]:
-    from nst_runtime.frameio import open_clip
+    from nst_runtime.imaging.frameio import open_clip
 
     out = []
     for rgb in open_clip(path).frames():
@@ -73,7 +73,7 @@ def _save(rgb: np.ndarray, path: Path) -> None:
 
 def independent(frames, style, options, folder: Path) -> tuple[list[np.ndarray], list[dict]]:
     """Every frame a still, from its own content, with the same options and seed."""
-    from nst_runtime.engine import run
+    from nst_runtime.engine.runner import run
 
     folder.mkdir(parents=True, exist_ok=True)
     outputs, stats = [], []
@@ -96,7 +96,7 @@ def independent(frames, style, options, folder: Path) -> tuple[list[np.ndarray],
 
 
 def temporal(frames, style, options, weight: float, steps: int, folder: Path) -> tuple[list[np.ndarray], list[dict]]:
-    from nst_runtime.animation import stylize_frames
+    from nst_runtime.engine.animation import stylize_frames
 
     folder.mkdir(parents=True, exist_ok=True)
     record = folder / "stats.json"
@@ -127,8 +127,8 @@ def temporal(frames, style, options, weight: float, steps: int, folder: Path) ->
 
 def segmented(frames, style, options, weight: float, steps: int, length: int, overlap: int, folder: Path):
     """The clip stylized as Ray would split it (segments starting ``overlap`` frames early), run locally."""
-    from nst_runtime.animation import stylize_frames
-    from nst_runtime.ray_jobs import plan_segments
+    from nst_runtime.engine.animation import stylize_frames
+    from nst_runtime.jobs.cluster import plan_segments
 
     folder.mkdir(parents=True, exist_ok=True)
     outputs: list = [None] * len(frames)
@@ -167,8 +167,8 @@ def main() -> None:
     p.add_argument("--gif", type=Path, help="write input | independent | temporal (first sweep point) here")
     args = p.parse_args()
 
+    from nst_runtime.imaging.motion import pair_errors, warping_error
     from nst_runtime.options import make_options
-    from nst_runtime.temporal import pair_errors, warping_error
 
     images = ROOT.parent / "shared" / "images"
     style = images / STYLE

@@ -110,12 +110,12 @@ def main() -> int:
     args = p.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
     from conftest import photo_array
-    from nst_runtime.features import get_vgg
-    from nst_runtime.objective import ObjectiveBuilder
+    from nst_runtime.evaluation.tiled import TiledEvaluator
+    from nst_runtime.objective.builder import ObjectiveBuilder
     from nst_runtime.options import make_options
-    from nst_runtime.sessions import create_session
-    from nst_runtime.tiled import TiledEvaluator
-    from nst_runtime.tiles import Tile, split
+    from nst_runtime.planning.tiles import Tile, split
+    from nst_runtime.vgg.features import get_vgg
+    from nst_runtime.vgg.sessions import create_session
 
     width, height = (int(v) for v in args.size.split("x"))
     vgg = get_vgg()
@@ -143,7 +143,7 @@ def main() -> int:
         rows, cols = split(height, t, 80), split(width, t, 80)
         tile = Tile(rows[len(rows) // 2], cols[len(cols) // 2])  # an interior tile, full halo
         ev = TiledEvaluator(vgg, objective, t, "sum")
-        from nst_runtime.tiled import _StyleSum
+        from nst_runtime.evaluation.tiled import _StyleSum
 
         styles = [_StyleSum(term, ev.geometry.shape[term.layer]) for term in objective.styles]
         for s in styles:  # a stand-in for the statistics: the tile's own Gram sums

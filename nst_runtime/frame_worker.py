@@ -1,73 +1,8 @@
-"""``python -m nst_runtime.frame_worker``: the JSON-lines shell for animations (the GIMP frames procedure).
-
-Like ``nst_runtime.worker`` (docs/worker-protocol.md), with ``"frames": [IMAGE, ...]`` instead of
-``"content"``, plus ``"temporal_weight"`` and ``"frame_steps"``. Each finished frame is sent at
-once as ``{"event": "frame", "index": i, "width", "height", "rgba"}`` (alpha passed through);
-progress events carry ``"frame"`` and ``"frames"`` and a ``fraction`` of the whole animation.
-The last line is ``{"done": {"frames": n}}`` or ``{"error": …}``. SIGTERM/SIGINT cancel.
-"""
-
-from __future__ import annotations
-
-import base64
-import json
-import sys
-
-from .errors import NSTError
-from .worker import MAX_REQUEST_BYTES, _event_json, _image, exit_with, parse_request, serve
-
-
-def parse_frames_request(text: str):
-    """(frames, styles, Options, temporal_weight, frame_steps); options are checked as the worker checks them."""
-    try:
-        request = json.loads(text)
-    except ValueError as exc:
-        raise NSTError(f"request is not valid JSON: {exc}") from None
-    if not isinstance(request, dict) or not isinstance(request.get("frames"), list) or not request["frames"]:
-        raise NSTError("request needs a non-empty 'frames' list")
-    frames = [_image(f, f"frame {i + 1}") for i, f in enumerate(request["frames"])]
-    extra = {k: request.pop(k) for k in ("temporal_weight", "frame_steps") if k in request}
-    request["content"] = request.pop("frames")[0]  # the worker's own checks for styles and options
-    _, styles, options, _ = parse_request(json.dumps(request))
-    from .animation import DEFAULT_TEMPORAL_WEIGHT, FRAME_STEPS
-
-    weight, steps = extra.get("temporal_weight", DEFAULT_TEMPORAL_WEIGHT), extra.get("frame_steps", FRAME_STEPS)
-    if not isinstance(weight, int | float) or isinstance(weight, bool) or not weight >= 0:
-        raise NSTError(f"temporal_weight must be a non-negative number, got {weight!r}")
-    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
-        raise NSTError(f"frame_steps must be a positive integer, got {steps!r}")
-    return frames, styles, options, float(weight), steps
-
-
-def main() -> int:
-    def job(out, cancel) -> dict:
-        frames, styles, options, weight, steps = parse_frames_request(sys.stdin.read(MAX_REQUEST_BYTES))
-        from . import prewarm
-        from .animation import stylize_frames
-
-        prewarm.start(options.weights, options.pooling, options.device)
-        count = len(frames)
-
-        def progress(e) -> None:
-            data = _event_json(e.event)
-            if data["event"] == "progress":
-                data["fraction"] = (e.frame + (data.get("fraction") or 0.0)) / count
-                data["message"] = f"frame {e.frame + 1}/{count}, {data.get('message', '')}"
-            out.send({**data, "frame": e.frame, "frames": count})
-
-        for done in stylize_frames(
-            frames, styles, options, temporal_weight=weight, frame_steps=steps, count=count, progress=progress,
-            cancel=cancel,
-        ):  # fmt: skip
-            width, height = done.image.size
-            rgba = base64.b64encode(done.image.convert("RGBA").tobytes()).decode("ascii")
-            message = f"frame {done.index + 1}/{count} done"
-            out.send({"event": "frame", "message": message, "index": done.index, "width": width,
-                      "height": height, "rgba": rgba})  # fmt: skip
-        return {"frames": count}
-
-    return serve(job)
-
+"""``python -m nst_runtime.frame_worker``: the animation worker's entry point, at the path installed
+GIMP plug-ins start (the worker itself is ``nst_runtime.worker.frames``)."""
 
 if __name__ == "__main__":
+    from .worker.frames import main
+    from .worker.protocol import exit_with
+
     exit_with(main)

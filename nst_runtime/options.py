@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .errors import NSTError
+from .units import MIN_MEMORY, parse_memory
 
 QUALITIES = ("draft", "normal", "high")
 PRESERVE_COLORS = ("none", "luminance", "histogram")
@@ -21,7 +22,11 @@ WEIGHT_SOURCES = ("vgg19", "vgg16", "torchvision-vgg19")
 
 MIN_SIZE = 32
 DEFAULT_SIZE = 512
-MIN_MEMORY = 64 << 20
+# Steps of a frame that starts from the warped previous frame (the first frame of a shot gets the
+# full schedule), and the temporal term's weight in user terms: measured on the benchmark
+# (docs/benchmarks.md, "Temporal consistency").
+FRAME_STEPS = 20
+DEFAULT_TEMPORAL_WEIGHT = 1.0
 MIN_TILE = 64  # tile sizes are rounded down to a multiple of 16 (the pool grids must align)
 
 
@@ -126,10 +131,5 @@ def make_options(
         steps = (steps,) if isinstance(steps, int) else tuple(steps)
     blend = tuple(float(b) for b in style_blend) if style_blend is not None else None
     if max_memory is not None:
-        from .memory import parse_memory
-
         max_memory = parse_memory(max_memory)
     return Options(steps=steps, style_blend=blend, max_memory=max_memory, **values)
-
-
-from .schedule import COARSEST_SIDE, PRESETS, QualityPreset, Scale, plan_scales, scale_sizes  # noqa: E402, F401  (re-exported)

@@ -206,7 +206,7 @@ def test_worker_hands_pixels_over_in_raw_files_and_takes_a_memory_budget(tmp_pat
 
 
 def test_worker_takes_budget_and_tile_defaults_from_the_environment(monkeypatch, photo, painting):
-    from nst_runtime.worker import parse_request
+    from nst_runtime.worker.stylize import parse_request
 
     request = json.dumps({"content": {"path": str(photo)}, "styles": [{"path": str(painting)}]})
     monkeypatch.setenv("NST_MAX_MEMORY", "3G")
@@ -257,9 +257,9 @@ def test_worker_stops_within_a_second_on_sigterm(photo, painting):
 
 
 def test_an_eta_of_hours_shows_its_hours():
-    from nst_runtime.cli import _duration
+    from nst_runtime.units import format_clock
 
-    assert (_duration(68), _duration(3754.4), _duration(float("nan"))) == ("01:08", "1:02:34", "?")
+    assert (format_clock(68), format_clock(3754.4), format_clock(float("nan"))) == ("01:08", "1:02:34", "?")
 
 
 # --- regions: --masks and the worker's "masks" -----------------------------------------------------

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from conftest import shared_image
-from nst_runtime import estimate as est
-from nst_runtime.options import make_options, plan_scales
-from nst_runtime.schedule import Scale
+from nst_runtime.engine import timing as est
+from nst_runtime.options import make_options
+from nst_runtime.planning.schedule import Scale, plan_scales
 
 SPEED = est.Speed(
     evaluation=est.Curve(((10_000, 0.03), (200_000, 0.5))),
@@ -49,7 +49,7 @@ def test_the_estimate_prices_the_engines_schedule() -> None:
 
 
 def test_detail_steps_are_priced_at_the_detail_graphs_speed(monkeypatch: pytest.MonkeyPatch) -> None:
-    import nst_runtime.options as options_module
+    import nst_runtime.planning.schedule as schedule_module
 
     plain = [Scale(96, 128, 50), Scale(192, 256, 40)]
     detailed = [Scale(96, 128, 50), Scale(192, 256, 40, detail_steps=20)]
@@ -58,7 +58,7 @@ def test_detail_steps_are_priced_at_the_detail_graphs_speed(monkeypatch: pytest.
     options = make_options()
     times = {}
     for name, plan in (("plain", plain), ("detailed", detailed)):
-        monkeypatch.setattr(options_module, "plan_scales", lambda o, h, w, plan=plan: plan)
+        monkeypatch.setattr(schedule_module, "plan_scales", lambda o, h, w, plan=plan: plan)
         times[name] = est.estimate(192, 256, options, 1, speed, load_now=None)
     p = 192 * 256
     extra = speed.detail_first_price(p) + (20 + est.EXTRA_EVALUATIONS_PER_SCALE) * detail(p)
@@ -105,9 +105,9 @@ def test_more_work_costs_more_time() -> None:
 
 
 def test_a_schedule_that_may_stop_early_is_an_upper_bound(monkeypatch: pytest.MonkeyPatch) -> None:
-    import nst_runtime.options as options_module
+    import nst_runtime.planning.schedule as schedule_module
 
-    monkeypatch.setattr(options_module, "plan_scales", lambda o, h, w: [Scale(h, w, 50, tolerance=1e-3)])
+    monkeypatch.setattr(schedule_module, "plan_scales", lambda o, h, w: [Scale(h, w, 50, tolerance=1e-3)])
     result = est.estimate(100, 100, make_options(), 1, SPEED)
     assert result.may_stop_early and result.summary().startswith("at most")
 

@@ -150,8 +150,8 @@ def test_max_pools_are_onnx_max_pool_and_max_unpool(vgg19_export):
 
 def test_a_content_only_graph_set_evaluates_through_its_fused_graph(tmp_path):
     """No style layers: the fused graph's per-layer style output is empty and is not read."""
-    from nst_runtime.features import VGG
-    from nst_runtime.graphs import ensure_graphs
+    from nst_runtime.vgg.features import VGG
+    from nst_runtime.vgg.graphs import ensure_graphs
 
     export_graphs(ExportRequest(layers=("relu4_2",), out=tmp_path / "g"))
     vgg = VGG(ensure_graphs(layers=("relu4_2",), folder=tmp_path / "g"), "cpu")

@@ -155,7 +155,7 @@ def test_runtime_refuses_graphs_that_no_longer_match_their_manifest(tmp_path):
     import shutil
 
     from nst_runtime.errors import NSTError
-    from nst_runtime.graphs import ensure_graphs
+    from nst_runtime.vgg.graphs import ensure_graphs
 
     result = export_graphs(ExportRequest(layers=("relu1_1", "relu2_1"), out=tmp_path / "g"))
     copy = tmp_path / "copy"

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from nst_runtime.errors import NSTError
-from nst_runtime.frameio import check_clip_output, open_clip, write_clip
+from nst_runtime.imaging.frameio import check_clip_output, open_clip, write_clip
 
 
 def moving_frames(count: int = 6, height: int = 48, width: int = 64) -> list[np.ndarray]:

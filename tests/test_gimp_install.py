@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from nst_runtime import gimp_install
+from nst_runtime.cli import gimp_install
 
 PLUGIN = gimp_install.PLUGIN_NAME
 

@@ -12,7 +12,7 @@ from PIL import Image
 
 from conftest import shared_image
 from nst_runtime.errors import NSTError
-from nst_runtime.images import check_output_path, load_image, save_image, to_pil
+from nst_runtime.imaging.images import check_output_path, load_image, save_image, to_pil
 
 
 def png_bytes(width: int, height: int, bit_depth: int, color_type: int, raw: bytes) -> bytes:

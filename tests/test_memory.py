@@ -9,19 +9,18 @@ import pytest
 from nst_export import DEFAULT_LAYERS
 from nst_export.architecture import truncated_plan
 from nst_runtime.errors import NSTError
-from nst_runtime.memory import (
+from nst_runtime.options import make_options
+from nst_runtime.planning.memory import (
     BASE_BYTES,
-    GIB,
     HISTORY_MIN,
-    MIB,
     Estimator,
     describe,
     fit_scale,
     needs_release,
-    parse_memory,
     plan_memory,
 )
-from nst_runtime.options import make_options, plan_scales
+from nst_runtime.planning.schedule import plan_scales
+from nst_runtime.units import GIB, MIB, parse_memory
 
 ESTIMATOR = Estimator.for_plan(truncated_plan("vgg19", DEFAULT_LAYERS), DEFAULT_LAYERS)
 
@@ -125,7 +124,7 @@ def test_the_final_resize_of_a_huge_photo_must_fit_too():
 
 
 def test_the_default_budget_is_a_share_of_what_is_free_and_a_budget_beyond_the_machine_is_capped():
-    from nst_runtime.memory import DEFAULT_SHARE, available_memory, resolve_budget, total_memory
+    from nst_runtime.planning.memory import DEFAULT_SHARE, available_memory, resolve_budget, total_memory
 
     budget, note = resolve_budget(None)
     assert note is None and 0 < budget <= DEFAULT_SHARE * available_memory() * 1.05

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from nst_runtime.optim import Adam, ProjectedLBFGS, minimize
+from nst_runtime.engine.optim import Adam, ProjectedLBFGS, minimize
 
 
 def problem(seed: int = 0, n: int = 30, scale: float = 1.0, shift: float = 0.0):

@@ -7,7 +7,8 @@ import itertools
 import pytest
 
 from nst_runtime.errors import NSTError
-from nst_runtime.options import compute_size, make_options, plan_scales, strength_to_style_weight
+from nst_runtime.options import compute_size, make_options, strength_to_style_weight
+from nst_runtime.planning.schedule import plan_scales
 
 
 @pytest.mark.parametrize(
@@ -39,7 +40,7 @@ def test_strength_maps_half_to_the_default_balance():
 
 
 def test_scales_start_near_the_presets_coarsest_side_and_end_at_the_target():
-    from nst_runtime.schedule import PRESETS
+    from nst_runtime.planning.schedule import PRESETS
 
     for quality, preset in PRESETS.items():
         plan = plan_scales(make_options(quality=quality), 384, 512)
@@ -77,7 +78,7 @@ def test_a_run_can_ask_for_the_full_size_only():
 
 
 def test_presets_open_every_scale_but_the_first_with_a_detail_pass():
-    from nst_runtime.schedule import PRESETS
+    from nst_runtime.planning.schedule import PRESETS
 
     for quality, preset in PRESETS.items():
         plan = plan_scales(make_options(quality=quality), 384, 512)
@@ -92,7 +93,7 @@ def test_presets_open_every_scale_but_the_first_with_a_detail_pass():
 def test_the_longer_detail_pass_below_the_top_stays_at_cheap_scales():
     """At full resolution the scales between the reference size and the top are as dear as a
     top scale: they get the top's detail steps (scaled to their size), not the longer pass."""
-    from nst_runtime.schedule import PRESETS, REFERENCE_PIXELS, full_resolution_steps
+    from nst_runtime.planning.schedule import PRESETS, REFERENCE_PIXELS, full_resolution_steps
 
     draft = PRESETS["draft"]
     plan = plan_scales(make_options(size=None, quality="draft"), 3000, 4000)
@@ -116,7 +117,7 @@ def test_explicit_steps_keep_scales_from_about_128_px():
 def test_scales_above_512_px_get_the_same_work_not_the_same_steps():
     """At full resolution most of the work stays at low resolution: a scale of more pixels than
     512² gets its preset's steps (and detail steps) times 512² / pixels, at least min_steps."""
-    from nst_runtime.schedule import PRESETS, REFERENCE_PIXELS
+    from nst_runtime.planning.schedule import PRESETS, REFERENCE_PIXELS
 
     draft = PRESETS["draft"]
     small = plan_scales(make_options(size=None, quality="draft"), 384, 512)

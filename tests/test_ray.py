@@ -93,7 +93,7 @@ def test_an_unreachable_cluster_is_one_line(tmp_path, photos):
 
 
 def test_plan_segments_splits_shots_with_warmup_inside_the_shot():
-    from nst_runtime.ray_jobs import plan_segments
+    from nst_runtime.jobs.cluster import plan_segments
 
     plan = [(s.first, s.start, s.end) for s in plan_segments(10, [0, 6], length=4, overlap=2)]
     assert plan == [(0, 0, 4), (2, 4, 6), (6, 6, 10)]
@@ -104,7 +104,7 @@ def test_a_video_with_two_shots_runs_as_segments_on_the_cluster(tmp_path, cluste
 
     import numpy as np
 
-    from nst_runtime.frameio import open_clip, write_clip
+    from nst_runtime.imaging.frameio import open_clip, write_clip
 
     def pan(name: str, count: int) -> list[np.ndarray]:
         with Image.open(shared_image(name)) as im:

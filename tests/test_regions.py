@@ -11,19 +11,11 @@ from PIL import Image
 from conftest import photo_array, shared_image
 from nst_export.architecture import DEFAULT_LAYERS, output_shape, truncated_plan
 from nst_runtime import NSTError
-from nst_runtime.images import ImageData
-from nst_runtime.losses import STYLE_LAYERS, gram
-from nst_runtime.regions import (
-    Mask,
-    fit,
-    guided_style_losses,
-    keep_photo,
-    load_mask,
-    on_layers,
-    prepare,
-    region_shares,
-    resample,
-)
+from nst_runtime.evaluation.metrics import guided_style_losses
+from nst_runtime.imaging.images import ImageData
+from nst_runtime.imaging.masks import Mask, fit, load_mask, on_layers, resample
+from nst_runtime.objective.losses import STYLE_LAYERS, gram
+from nst_runtime.objective.regions import keep_photo, prepare, region_shares
 
 # --- masks as users hand them over (no weights) -------------------------------------------------
 
@@ -157,7 +149,7 @@ def _image(height: int, width: int) -> ImageData:
 
 @pytest.fixture(scope="module")
 def vgg():
-    from nst_runtime.features import get_vgg
+    from nst_runtime.vgg.features import get_vgg
 
     return get_vgg()
 
@@ -180,8 +172,8 @@ def _soft_masks(height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 def _masked_objective(vgg, height: int, width: int):
     """Content + two guided style terms per layer (two paintings, complementary soft masks)."""
-    from nst_runtime.losses import CONTENT_LAYER
-    from nst_runtime.objective import ContentTerm, Objective, StyleTerm
+    from nst_runtime.objective.losses import CONTENT_LAYER
+    from nst_runtime.objective.terms import ContentTerm, Objective, StyleTerm
 
     with torch.no_grad():
         target = vgg.features(torch.from_numpy(photo_array("the_scream.jpg", height, width)))[CONTENT_LAYER]
@@ -200,7 +192,8 @@ def _masked_objective(vgg, height: int, width: int):
 
 def test_masked_runs_take_the_guided_fused_graph_and_match_autograd(vgg):
     """Loss and gradient of a two-region objective: guided graph = two graphs + torch formulas."""
-    from nst_runtime.evaluate import AutogradEvaluator, FusedEvaluator, choose_evaluator
+    from nst_runtime.evaluation.choose import choose_evaluator
+    from nst_runtime.evaluation.whole import AutogradEvaluator, FusedEvaluator
     from nst_runtime.options import make_options
 
     objective = _masked_objective(vgg, 72, 96)
@@ -216,7 +209,7 @@ def test_masked_runs_take_the_guided_fused_graph_and_match_autograd(vgg):
 
 def test_guided_grams_loss_and_gradient_through_the_graphs_equal_direct_torch(vgg, torch_net):
     """The whole chain against torch autograd on the torch VGG: (F ⊙ m)(F ⊙ m)ᵀ / Σ m², its loss, its gradient."""
-    from nst_runtime.evaluate import choose_evaluator
+    from nst_runtime.evaluation.choose import choose_evaluator
     from nst_runtime.options import make_options
 
     height, width = 64, 80
@@ -242,7 +235,7 @@ def test_guided_grams_loss_and_gradient_through_the_graphs_equal_direct_torch(vg
 
 
 def test_a_mask_of_ones_is_todays_objective_and_an_empty_one_drops_its_style(vgg):
-    from nst_runtime.engine import run
+    from nst_runtime.engine.runner import run
     from nst_runtime.options import make_options
 
     content = photo_array("golden_gate.jpg", 48, 64)[0].transpose(1, 2, 0)
@@ -266,7 +259,7 @@ def _notes(into: list[str]):
 
 def test_regions_keep_colour_preservation_init_and_seed_working(vgg):
     from nst_runtime import stylize
-    from nst_runtime.color import to_yiq
+    from nst_runtime.imaging.color import to_yiq
 
     content = photo_array("golden_gate.jpg", 48, 64)[0].transpose(1, 2, 0)
     style = photo_array("starry_night.jpg", 48, 60)[0].transpose(1, 2, 0)
@@ -285,9 +278,10 @@ def test_regions_keep_colour_preservation_init_and_seed_working(vgg):
 def test_regions_go_through_the_detail_pass_on_its_own_guided_graph(vgg, monkeypatch):
     """The detail pass (shallow layers, graphs cut after relu3_1) keeps the masked terms and runs
     them on that graph set's guided graph."""
-    from nst_runtime import evaluate, schedule
-    from nst_runtime.engine import run
+    from nst_runtime.engine.runner import run
+    from nst_runtime.evaluation import choose as evaluate
     from nst_runtime.options import make_options
+    from nst_runtime.planning import schedule
 
     monkeypatch.setitem(schedule.PRESETS, "draft", schedule.QualityPreset(3, 3, 2.0, detail_steps=2))
     chosen = []
@@ -297,7 +291,7 @@ def test_regions_go_through_the_detail_pass_on_its_own_guided_graph(vgg, monkeyp
         chosen.append(original(*args, **kwargs))
         return chosen[-1]
 
-    monkeypatch.setattr("nst_runtime.engine.choose_evaluator", spy)
+    monkeypatch.setattr("nst_runtime.engine.coarse_to_fine.choose_evaluator", spy)
     content = photo_array("golden_gate.jpg", 48, 64)[0].transpose(1, 2, 0)
     style = photo_array("starry_night.jpg", 48, 60)[0].transpose(1, 2, 0)
     inside = np.zeros((48, 64), np.float32)
@@ -333,7 +327,7 @@ def paintings() -> list[np.ndarray]:
 @pytest.fixture(scope="module")
 def whole_run(photo, paintings) -> np.ndarray:
     """Today's run: the first painting over the whole photo."""
-    from nst_runtime.engine import run
+    from nst_runtime.engine.runner import run
     from nst_runtime.options import make_options
 
     return _result(run(photo, paintings[:1], make_options(**SIZE)))
@@ -356,7 +350,7 @@ def _ratios(vgg, image: np.ndarray, mask: np.ndarray, own: np.ndarray, other: np
 
 @pytest.mark.parametrize("shape", ["halves", "soft diagonal"])
 def test_two_styles_on_complementary_masks_each_follow_their_own_painting(vgg, photo, paintings, shape):
-    from nst_runtime.engine import run
+    from nst_runtime.engine.runner import run
     from nst_runtime.options import make_options
 
     height, width = photo.shape[:2]
@@ -379,7 +373,7 @@ def test_two_styles_on_complementary_masks_each_follow_their_own_painting(vgg, p
 def test_one_style_keeps_the_photo_outside_and_paints_the_inside_as_well_as_a_whole_run(
     vgg, photo, paintings, whole_run
 ):
-    from nst_runtime.engine import run
+    from nst_runtime.engine.runner import run
     from nst_runtime.options import make_options
 
     height, width = photo.shape[:2]
@@ -397,7 +391,7 @@ def test_one_style_keeps_the_photo_outside_and_paints_the_inside_as_well_as_a_wh
 def test_style_masks_take_the_statistics_from_part_of_a_painting(vgg, photo, paintings):
     """A style image made of two paintings side by side, its style mask on one of them: the result
     follows that one."""
-    from nst_runtime.engine import run
+    from nst_runtime.engine.runner import run
     from nst_runtime.options import make_options
 
     first, second = (p[:, :75] for p in paintings)

@@ -17,13 +17,14 @@ import torch
 from PIL import Image
 
 from conftest import SHARED_IMAGES
-from nst_runtime.engine import _to_tensor, run
-from nst_runtime.evaluate import choose_evaluator
-from nst_runtime.features import get_vgg
-from nst_runtime.images import load_image
-from nst_runtime.objective import ObjectiveBuilder
+from nst_runtime.engine.runner import run
+from nst_runtime.evaluation.choose import choose_evaluator
+from nst_runtime.imaging.images import load_image
+from nst_runtime.imaging.tensors import to_tensor as _to_tensor
+from nst_runtime.objective.builder import ObjectiveBuilder
 from nst_runtime.options import compute_size, make_options
-from nst_runtime.schedule import PRESETS, QualityPreset
+from nst_runtime.planning.schedule import PRESETS, QualityPreset
+from nst_runtime.vgg.features import get_vgg
 
 PHOTOS = ("golden_gate.jpg", "astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg")
 PAINTINGS = ("starry_night.jpg", "the_scream.jpg", "shipwreck.jpg")

@@ -16,8 +16,8 @@ from nst_export.sources import locate_source
 from nst_export.torch_vgg import FeatureNet
 from nst_export.weights import load_weights
 from nst_runtime import Cancelled, NSTError, stylize, vgg_features
-from nst_runtime.engine import run
-from nst_runtime.images import load_image
+from nst_runtime.engine.runner import run
+from nst_runtime.imaging.images import load_image
 from nst_runtime.options import make_options
 
 SMALL = {"size": 96, "quality": "draft"}
@@ -91,7 +91,7 @@ def test_blend_weights_select_styles(content, style):
 
 
 def test_luminance_mode_keeps_the_content_chroma(content, style):
-    from nst_runtime.color import to_yiq
+    from nst_runtime.imaging.color import to_yiq
 
     out = stylize(content, style, preserve_color="luminance", **SMALL)
     iq_out = to_yiq(np.asarray(out, np.float32) / 255)[..., 1:]
@@ -135,10 +135,11 @@ def test_bad_input_is_reported_before_any_compute(tmp_path, style):
 
 
 def test_fused_fast_path_gives_the_same_loss_and_gradient_as_vgg_features():
-    from nst_runtime.evaluate import AutogradEvaluator, FusedEvaluator, fused_inputs, restricted_total
-    from nst_runtime.features import get_vgg
-    from nst_runtime.losses import CONTENT_LAYER, STYLE_LAYERS, gram
-    from nst_runtime.objective import ContentTerm, Objective, StyleTerm, TVTerm
+    from nst_runtime.evaluation.base import restricted_total
+    from nst_runtime.evaluation.whole import AutogradEvaluator, FusedEvaluator, fused_inputs
+    from nst_runtime.objective.losses import CONTENT_LAYER, STYLE_LAYERS, gram
+    from nst_runtime.objective.terms import ContentTerm, Objective, StyleTerm, TVTerm
+    from nst_runtime.vgg.features import get_vgg
 
     vgg = get_vgg()
     image = torch.from_numpy(photo_array("golden_gate.jpg", 72, 96))
@@ -170,9 +171,10 @@ def test_fused_fast_path_gives_the_same_loss_and_gradient_as_vgg_features():
 def test_masked_style_terms_are_evaluated_through_the_guided_graph_or_autograd():
     """Masked terms take the guided graph (regions), or autograd without fused graphs; a mask of
     ones gives the plain Gram either way."""
-    from nst_runtime.evaluate import AutogradEvaluator, FusedEvaluator, choose_evaluator
-    from nst_runtime.features import get_vgg
-    from nst_runtime.objective import Objective, StyleTerm
+    from nst_runtime.evaluation.choose import choose_evaluator
+    from nst_runtime.evaluation.whole import AutogradEvaluator, FusedEvaluator
+    from nst_runtime.objective.terms import Objective, StyleTerm
+    from nst_runtime.vgg.features import get_vgg
 
     vgg = get_vgg()
     term = StyleTerm("relu3_1", torch.eye(256), 1.0, mask=torch.ones(18, 24))
@@ -190,7 +192,7 @@ def test_masked_style_terms_are_evaluated_through_the_guided_graph_or_autograd()
 
 def test_a_style_already_at_the_working_size_is_not_resampled():
     """Even a 0.998× bicubic resample blurs every pixel and shifts the Gram targets by ~10 %."""
-    from nst_runtime.objective import style_size
+    from nst_runtime.objective.builder import style_size
 
     style = torch.zeros(1, 3, 351, 562)
     assert style_size(style, 384, 512, 1.0) == (351, 562)
@@ -203,7 +205,7 @@ def test_the_detail_pass_reports_its_steps_and_can_be_cancelled(content, style, 
     objective's, so it is reported as NaN); progress stays continuous; cancel reaches them too."""
     import math
 
-    from nst_runtime import schedule
+    from nst_runtime.planning import schedule
 
     monkeypatch.setitem(schedule.PRESETS, "draft", schedule.QualityPreset(4, 3, 2.0, detail_steps=3))
     events = []
@@ -219,10 +221,10 @@ def test_the_detail_pass_reports_its_steps_and_can_be_cancelled(content, style, 
     assert math.isfinite(result.loss)
     # The detail pass's last step goes through the full graph, and the full pass starts from that
     # evaluation: the same steps, one evaluation fewer than without it.
-    from nst_runtime import engine
+    from nst_runtime.engine import coarse_to_fine
 
     with monkeypatch.context() as m:
-        m.setattr(engine, "FusedEvaluator", type("NotFused", (), {}))  # no reuse: every evaluation its own
+        m.setattr(coarse_to_fine, "FusedEvaluator", type("NotFused", (), {}))  # no reuse: every evaluation its own
         separate = run(content, [style], make_options(size=128, quality="draft", scales=2))
     assert result.evaluations == separate.evaluations - 1
     assert result.loss == pytest.approx(separate.loss, rel=1e-5)

@@ -7,16 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from nst_runtime.temporal import (
-    TEMPORAL_SCALE,
-    TemporalTerm,
-    consistency,
-    flow,
-    is_shot_cut,
-    motion,
-    warp,
-    warping_error,
-)
+from nst_runtime.imaging.motion import consistency, flow, is_shot_cut, motion, warp, warping_error
+from nst_runtime.objective.temporal import TEMPORAL_SCALE, TemporalTerm
 
 H, W = 96, 128
 

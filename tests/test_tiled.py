@@ -19,13 +19,16 @@ from PIL import Image
 
 from conftest import photo_array, shared_image
 from nst_runtime import NSTError
-from nst_runtime.engine import run
-from nst_runtime.evaluate import AutogradEvaluator, choose_evaluator
-from nst_runtime.features import get_vgg
-from nst_runtime.objective import Objective, ObjectiveBuilder, StyleTerm
+from nst_runtime.engine.runner import run
+from nst_runtime.evaluation.choose import choose_evaluator
+from nst_runtime.evaluation.targets import Extractor
+from nst_runtime.evaluation.tiled import TiledEvaluator
+from nst_runtime.evaluation.whole import AutogradEvaluator
+from nst_runtime.objective.builder import ObjectiveBuilder
+from nst_runtime.objective.terms import Objective, StyleTerm
 from nst_runtime.options import make_options
-from nst_runtime.schedule import Scale
-from nst_runtime.tiled import Extractor, TiledEvaluator
+from nst_runtime.planning.schedule import Scale
+from nst_runtime.vgg.features import get_vgg
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +104,7 @@ def _layer_size(vgg, layer: str, height: int, width: int) -> tuple[int, int]:
 
 def test_the_halo_is_what_makes_tiles_exact(vgg, monkeypatch):
     """A halo below the receptive radius breaks the stitching: the exactness tests are not vacuous."""
-    from nst_runtime import tiled as tiled_module
+    from nst_runtime.evaluation import tiled as tiled_module
 
     objective = _objective(vgg, 192, 256)
     x = _smooth(192, 256, seed=3)
@@ -179,8 +182,8 @@ def test_a_run_that_cannot_fit_its_budget_is_refused_before_it_starts(tmp_path):
 def test_the_detail_pass_objective_is_exact_in_tiles_of_the_detail_graphs(vgg):
     """The detail pass (relu1_1–relu3_1 through graphs cut after relu3_1) goes tiled at full
     resolution like the full objective: its smaller receptive field gives it a smaller halo."""
-    from nst_runtime.graphs import DETAIL_LAYERS
-    from nst_runtime.tiles import halos
+    from nst_runtime.planning.tiles import halos
+    from nst_runtime.vgg.graphs import DETAIL_LAYERS
 
     detail_vgg = get_vgg(layers=DETAIL_LAYERS)
     assert halos(detail_vgg.graphs.plan)["sum"] < halos(vgg.graphs.plan)["sum"]
@@ -198,7 +201,7 @@ def test_the_detail_pass_objective_is_exact_in_tiles_of_the_detail_graphs(vgg):
 def test_a_run_with_detail_passes_goes_tiled_where_forced(monkeypatch):
     """Detail passes and the full objective both tiled (forced small tiles) end where the
     untiled run ends."""
-    from nst_runtime import schedule
+    from nst_runtime.planning import schedule
 
     monkeypatch.setitem(schedule.PRESETS, "draft", schedule.QualityPreset(3, 3, 2.0, detail_steps=2))
     content = Image.open(shared_image("golden_gate.jpg")).convert("RGB").resize((256, 192))

@@ -7,7 +7,7 @@ import itertools
 import pytest
 
 from nst_export.architecture import truncated_plan
-from nst_runtime.tiles import ALIGN, halos, layer_scale, plan_tiles, receptive_radius, split
+from nst_runtime.planning.tiles import ALIGN, halos, layer_scale, plan_tiles, receptive_radius, split
 
 VGG19 = truncated_plan("vgg19", ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu4_2", "relu5_1"))
 

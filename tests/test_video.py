@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from conftest import shared_image
-from nst_runtime.animation import stylize_frames
-from nst_runtime.frameio import open_clip, write_clip
+from nst_runtime.engine.animation import stylize_frames
+from nst_runtime.imaging.frameio import open_clip, write_clip
 from nst_runtime.options import make_options
 
 QUICK = ["--size", "48", "--steps", "3", "--frame-steps", "2", "-q"]

@@ -16,7 +16,9 @@ import pytest
 from PIL import Image
 
 from conftest import shared_image
-from nst_runtime import worker as worker_module
+from nst_runtime.errors import NSTError
+from nst_runtime.worker import protocol
+from nst_runtime.worker import stylize as worker_stylize
 
 WORKER = [sys.executable, "-m", "nst_runtime.worker"]
 
@@ -158,8 +160,8 @@ def test_bad_requests_fail_at_once_even_with_stdin_open(request_text, words) -> 
     ],
 )
 def test_bad_preview_specs_are_one_line_errors(photo_rgba, painting, preview, words) -> None:
-    with pytest.raises(worker_module.NSTError, match=words):
-        worker_module.parse_job({**long_request(photo_rgba, painting), "preview": preview})
+    with pytest.raises(NSTError, match=words):
+        worker_stylize.parse_job({**long_request(photo_rgba, painting), "preview": preview})
 
 
 class FakeClock:
@@ -176,7 +178,7 @@ def test_previews_are_sent_at_most_once_per_interval_and_downscaled(monkeypatch)
     clock = FakeClock()
     monkeypatch.setattr(time, "monotonic", clock)
     sent: list[dict] = []
-    progress = worker_module._progress_sender(sent.append, worker_module.PreviewSpec(max_side=64, interval_s=1.0))
+    progress = worker_stylize._progress_sender(sent.append, protocol.PreviewSpec(max_side=64, interval_s=1.0))
     rgb = np.random.default_rng(0).random((300, 400, 3), dtype=np.float32)
     for t in (0.0, 0.3, 0.9, 1.0, 1.5, 2.2):
         clock.now = 100.0 + t
@@ -189,17 +191,17 @@ def test_read_request_takes_the_first_object_and_leaves_commands(tmp_path: Path)
     import io
 
     stream = io.BytesIO(b'{"protocol": 2, "a": {"b": 1}}\n{"command": "finish"}\n')
-    assert json.loads(worker_module.read_request(stream)) == {"protocol": 2, "a": {"b": 1}}
+    assert json.loads(protocol.read_request(stream)) == {"protocol": 2, "a": {"b": 1}}
     assert json.loads(stream.readline()) == {"command": "finish"}
     spread = io.BytesIO(b'{\n  "a": {\n    "b": 1\n  }\n}')
-    assert json.loads(worker_module.read_request(spread)) == {"a": {"b": 1}}
+    assert json.loads(protocol.read_request(spread)) == {"a": {"b": 1}}
 
 
 def test_a_detail_step_goes_out_with_its_phase_and_a_null_loss() -> None:
     from nst_runtime.events import Progress
 
     event = Progress(2, 3, 5, 120, float("nan"), 0.4, float("nan"), 3.0, 192, 256, phase="detail")
-    line = json.dumps(worker_module._event_json(event), allow_nan=False)  # strict JSON: no NaN anywhere
+    line = json.dumps(protocol._event_json(event), allow_nan=False)  # strict JSON: no NaN anywhere
     data = json.loads(line)
     assert data["phase"] == "detail" and data["loss"] is None and data["eta_s"] is None
     assert data["event"] == "progress" and data["step"] == 5 and data["steps"] == 120

@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from nst_runtime import gimp_install
+from nst_runtime.cli import gimp_install
 
 REPO = Path(__file__).resolve().parents[2]
 TOOLS = REPO / "tools"

@@ -179,7 +179,7 @@ def style_distance(result: np.ndarray, painting: Path) -> float:
     import torch
 
     from nst_runtime import vgg_features
-    from nst_runtime.losses import STYLE_LAYERS, gram, style_loss, style_loss_weight
+    from nst_runtime.objective.losses import STYLE_LAYERS, gram, style_loss, style_loss_weight
 
     def tensor(rgb: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(rgb.astype(np.float32).transpose(2, 0, 1)[None] / 255.0).contiguous()

@@ -161,9 +161,9 @@ def test_second_style_without_what_it_needs_is_a_calling_error(
 def test_two_styles_follow_the_selection_with_the_real_worker(gimp3: Gimp3, images: Path, tmp_path: Path) -> None:
     """A selection and two style layers: the inside follows the first painting, the outside the
     second (the issue's measure); the layer has the photo's size, and one Ctrl+Z removes it."""
-    from nst_runtime.features import get_vgg
-    from nst_runtime.losses import STYLE_LAYERS
-    from nst_runtime.regions import guided_style_losses
+    from nst_runtime.evaluation.metrics import guided_style_losses
+    from nst_runtime.objective.losses import STYLE_LAYERS
+    from nst_runtime.vgg.features import get_vgg
 
     left = [0, 0, 490, 734]
     spec = scene(

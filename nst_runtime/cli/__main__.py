@@ -1,0 +1,5 @@
+"""``python -m nst_runtime.cli``: the same as ``nst``."""
+
+from . import entry
+
+entry()

@@ -1,0 +1,180 @@
+"""``stylize()``: the one engine every front end drives.
+
+It loads and checks the inputs, plans the coarse-to-fine scales, and at each scale optimises the
+image (starting from the upsampled result of the scale before) against content and style
+targets computed at that scale. It reports through ``progress`` callbacks and stops when
+``cancel`` is set; the CLI, the worker and the GIMP plug-in only present what it reports.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+
+from nst_export import DEFAULT_LAYERS
+
+from ..events import Note, Status
+from ..imaging import color
+from ..imaging.images import ImageData, load_image, to_pil
+from ..imaging.tensors import resize, to_array, to_tensor
+from ..objective import regions
+from ..objective.terms import PixelTerm
+from ..options import DEFAULT_SIZE, Options, make_options
+from ..planning import memory
+from ..planning.schedule import Scale
+from ..vgg.features import get_vgg
+from ..vgg.graphs import DETAIL_LAYERS
+from .coarse_to_fine import CoarseToFine, Controls, ProgressCallback
+
+
+@dataclass(frozen=True)
+class StylizeResult:
+    image: Image.Image
+    loss: float  # the objective of the returned image at the last scale it reached
+    parts: dict[str, float]
+    seconds: float
+    device: str
+    scales: list[Scale]
+    finished_early: bool = False  # a front end asked for the best image so far
+    evaluations: int = 0  # objective evaluations (forward + gradient) over all scales
+
+
+def stylize(
+    content: object,
+    styles: object | Sequence[object],
+    *,
+    style_weights: Sequence[float] | None = None,
+    size: int | None = DEFAULT_SIZE,
+    quality: str = "normal",
+    steps: int | Sequence[int] | None = None,
+    strength: float | None = None,
+    style_weight: float = 1.0,
+    content_weight: float = 1.0,
+    tv_weight: float = 0.0,
+    style_scale: float = 1.0,
+    preserve_color: str = "none",
+    init: str = "content",
+    init_image: object | None = None,
+    optimizer: str = "lbfgs",
+    seed: int = 0,
+    device: str = "auto",
+    weights: str = "vgg19",
+    pooling: str = "max",
+    max_memory: int | str | None = None,
+    tile_size: int | None = None,
+    masks: Sequence[object | None] | None = None,
+    style_masks: Sequence[object | None] | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
+) -> Image.Image:
+    """Paint ``content`` in the style of ``styles``; returns a PIL image the size of ``content``.
+
+    ``content`` and each style may be a path, a PIL image or a numpy array. ``style_weights`` blends
+    several styles; ``strength`` (0–1) is the style weight in user terms and overrides
+    ``style_weight``. ``size`` caps the longest side of the computation (None: the content's own
+    size); the result is scaled back. ``max_memory`` ("8G", "1500M" or bytes; default: a safe
+    share of the memory available) bounds the whole run: large images are then evaluated in
+    exact tiles, and a run that cannot fit is refused before it starts; ``tile_size`` forces
+    tiles of that size. ``masks`` (one per style, in the content's size; a path, PIL
+    image or array, greyscale 0–1 or 0–255, soft edges allowed, None for the whole image) paint
+    each style only in its region, with guided Gram matrices; where no mask reaches the result
+    is the photo. ``style_masks`` (one per style, None for all of it) take a style's statistics
+    from part of its painting. ``progress`` receives Status, Note and Progress events;
+    setting ``cancel`` raises ``Cancelled`` within about a second. Raises ``NSTError`` with a
+    one-line message for bad input.
+    """
+    options = make_options(
+        size=size, quality=quality, steps=steps, strength=strength, style_weight=style_weight,
+        content_weight=content_weight, tv_weight=tv_weight, style_blend=style_weights, style_scale=style_scale,
+        preserve_color=preserve_color, init=init, init_image=init_image, optimizer=optimizer, seed=seed,
+        device=device, weights=weights, pooling=pooling, max_memory=max_memory, tile_size=tile_size,
+    )  # fmt: skip
+    return run(content, styles, options, masks=masks, style_masks=style_masks, progress=progress, cancel=cancel).image
+
+
+def run(
+    content: object,
+    styles: object | Sequence[object],
+    options: Options,
+    *,
+    masks: Sequence[object | None] | None = None,
+    style_masks: Sequence[object | None] | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
+    finish: threading.Event | None = None,
+    preview_interval: float | None = None,
+    pixel_terms: Sequence[PixelTerm] = (),
+    graphs_dir: str | None = None,
+) -> StylizeResult:
+    """The engine behind ``stylize()``, returning the objective and timings as well.
+
+    ``finish``, once set, ends the run within one evaluation with the best image so far, finished
+    like any result. ``preview_interval`` (seconds) asks for ``Preview`` events at most that often.
+    ``pixel_terms`` are extra differentiable losses on the image (a temporal term, …), added at
+    every scale. ``masks`` and ``style_masks``: see ``stylize()`` and nst_runtime.regions.
+    """
+    started = time.perf_counter()
+    emit = progress or (lambda _e: None)
+    style_list = list(styles) if isinstance(styles, list | tuple) else [styles]
+    options.validate(len(style_list))
+
+    content_img = load_image(content, "content")
+    style_imgs = [load_image(s, "style") for s in style_list]
+    init_img = load_image(options.init_image, "init image") if options.init_image is not None else None
+    for img in (content_img, *style_imgs, *([init_img] if init_img else [])):
+        for note in img.notes:
+            emit(Note(note))
+    guides = regions.prepare(masks, style_masks, content_img, style_imgs, lambda m: emit(Note(m)), options.style_blend)
+
+    device = memory.budget_device(options.device)
+    scales = _planned(options, content_img, style_imgs, device, emit)  # a refusal comes before any work
+    emit(Status("loading the VGG graphs"))
+    vgg = get_vgg(
+        options.weights, options.pooling, DEFAULT_LAYERS, options.device, graphs_dir, log=lambda m: emit(Status(m))
+    )
+    if vgg.device != device:  # CUDA looked usable but onnxruntime could not use it: the host's memory counts
+        scales = _planned(options, content_img, style_imgs, vgg.device, emit)
+    controls = Controls(finish, preview_interval)
+    job = CoarseToFine(vgg, options, content_img, style_imgs, init_img, emit, controls, pixel_terms, scales, guides)
+    if graphs_dir is None and options.optimizer == "lbfgs" and any(s.detail_steps for s in job.scales):
+        job.detail_vgg = get_vgg(
+            options.weights, options.pooling, DETAIL_LAYERS, options.device, log=lambda m: emit(Status(m))
+        )
+    with contextlib.ExitStack() as stack:
+        for model in (vgg, job.detail_vgg):
+            if model is not None:
+                stack.enter_context(model.cancellable(cancel))
+        rgb, loss, parts = job.optimise()
+    image = _finish(rgb, content_img, options, guides)
+    return StylizeResult(
+        image, loss, parts, time.perf_counter() - started, vgg.device, job.scales, controls.finishing, job.evaluations
+    )
+
+
+def _planned(
+    options: Options, content: ImageData, styles: list[ImageData], device: str, emit: ProgressCallback
+) -> list[Scale]:
+    """The schedule with each scale's history and evaluation room fitted to the memory budget."""
+    scales, note, plan = memory.plan_run(options, content, styles, device)
+    if note:
+        emit(Note(note))
+    if plan:
+        emit(Status(plan))
+    return scales
+
+
+def _finish(rgb: np.ndarray, content: ImageData, options: Options, guides: regions.Regions | None) -> Image.Image:
+    """Back to the content's size, colour preservation applied, the photo kept outside the
+    regions, alpha passed through."""
+    full = to_array(resize(to_tensor(rgb, torch.device("cpu")), content.height, content.width))
+    if options.preserve_color == "luminance":
+        full = color.recombine_luminance(full, content.rgb)
+    full = regions.keep_photo(full, content.rgb, guides.coverage if guides is not None else None)
+    return to_pil(full, content.alpha)

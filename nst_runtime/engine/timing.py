@@ -1,0 +1,513 @@
+"""How long a run will take here: the schedule's work priced with this machine's measured speed.
+
+The price list (:class:`Speed`) is measured once per machine, device and runtime version: a few
+objective evaluations through the engine's own evaluator at two sizes (seconds per evaluation,
+and for the targets a scale computes first, each a :class:`Curve` through the two), the same for
+the detail pass's evaluations (the graphs cut after relu3_1 that open a scale), what a step
+costs beyond its evaluations (the optimiser's vector work per curvature pair), and the
+start-up of a fresh process (imports and onnxruntime sessions, as a worker or ``nst`` pays it). It is
+kept in the user cache folder (``NST_CACHE_DIR`` or platformdirs') and measured again when
+the key changes. An estimate then walks ``plan_scales`` — the schedule the engine will run, so
+new presets or early-stop tolerances need nothing here — and adds up the scales. On a CPU the
+sum is scaled by how busy the machine is now against when it was measured (the load average:
+a run's threads get about cpus / (load + cpus) of the machine).
+
+Front ends: ``nst estimate CONTENT STYLE… [the options of nst]`` (nst_runtime.cli.estimate) and
+the worker's estimate session (nst_runtime.worker.estimates, docs/worker-protocol.md), which the
+GIMP dialog keeps open to price every change.
+Nothing here imports torch unless it has to measure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from importlib import metadata
+from pathlib import Path
+
+from ..errors import Cancelled, NSTError
+from ..planning.schedule import DETAIL_COST, LBFGS_HISTORY
+from ..units import format_duration
+
+MODEL_VERSION = 3  # bump when what is measured or how it is used changes: old caches are then remeasured
+CALIBRATION_SIDES = (192, 512)  # longest sides of the two 4:3 measuring sizes (512: the default size)
+TIMED_EVALUATIONS = 3  # per size, after one untimed first evaluation
+# Beyond its evaluations a step costs the optimiser's vector work in torch: L-BFGS's two-loop
+# recursion does four image-sized operations (two dot products, two axpys) per curvature pair,
+# and about a dozen more per step (the free-pixel mask, the slope, the line search's point, the
+# new pair): priced here as FIXED_PAIRS_PER_STEP pairs. On a busy machine that is no small
+# thing: under load 12, 40 steps at 128×88 spent 56 s in the two-loop against 21 s evaluating
+# (each small torch operation waits ~17 ms for its threads); on an idle one it is milliseconds.
+# The pairs L-BFGS really holds stay well below its history: failed line searches and refused
+# curvature pairs reset it. Measured on real runs (shipwreck × The Scream, 128×88): 100 steps
+# cost 1.6 s each against 0.5 s evaluating, i.e. about 22 pairs on average, which a history that
+# refills up to 25 gives; 40 steps cost 2.3 s (17 pairs by the same rule, 24 measured).
+TIMED_PAIRS = 20
+FIXED_PAIRS_PER_STEP = 3.0
+EFFECTIVE_HISTORY = 25
+# Evaluations a scale spends beyond one per step: the first evaluation, and the projected
+# L-BFGS's line search where a unit step is refused (2–2.5 measured per scale on draft and
+# normal runs of two photos, docs/benchmarks.md).
+EXTRA_EVALUATIONS_PER_SCALE = 3
+CACHE_NAME = "estimate-speed.json"
+STARTUP_TIMEOUT_S = 600
+REQUIRED_CURVES = ("evaluation", "first_evaluation", "targets", "pair")
+CURVES = (*REQUIRED_CURVES, "detail", "detail_first_evaluation")
+# What a detail-pass evaluation costs against a full one when the speed was measured without it
+# (the engine's work accounting uses the same figure, measured at 512×384).
+
+
+@dataclass(frozen=True)
+class Curve:
+    """Seconds for a pixel count: straight lines through (0, 0) and the measured points, the last
+    one extended beyond the largest point. Cost per pixel grows with size on a CPU (caches), so
+    a line through two points may cross zero; pieces between measured points never do."""
+
+    points: tuple[tuple[float, float], ...]  # (pixels, seconds), pixels increasing
+
+    def __call__(self, pixels: float) -> float:
+        knots = [(0.0, 0.0), *self.points]
+        for (p0, t0), (p1, t1) in itertools.pairwise(knots):
+            if pixels <= p1:
+                return t0 + (t1 - t0) * (pixels - p0) / (p1 - p0)
+        (p0, t0), (p1, t1) = knots[-2], knots[-1]
+        slope = (t1 - t0) / (p1 - p0)
+        return t1 + (slope if slope > 0 else t1 / p1) * (pixels - p1)
+
+    @classmethod
+    def measured(cls, pixels: list[float], seconds: list[float]) -> Curve:
+        """Through the measurements; noise that makes a larger size cheaper keeps the smaller one's price."""
+        points, most = [], 0.0
+        for p, t in sorted(zip(pixels, seconds, strict=True)):
+            most = max(most, t)
+            points.append((float(p), most))
+        return cls(tuple(points))
+
+
+@dataclass(frozen=True)
+class Speed:
+    """This machine's prices: what one evaluation, a scale's targets and a start-up cost."""
+
+    evaluation: Curve  # seconds per objective evaluation (forward, loss, gradient)
+    first_evaluation: Curve  # extra seconds of the first evaluation at a new size (shape warm-up)
+    targets: Curve  # a scale's content and style targets, for one style at the output's area
+    startup_s: float  # a fresh process until the sessions are ready
+    pair: Curve  # seconds of the optimiser's vector work per curvature pair and step
+    device: str
+    key: str
+    measured_at: str
+    load: float | None = None  # the 1-minute load average while measuring (a busy machine measures slow)
+    history: int = LBFGS_HISTORY  # the engine's L-BFGS history when measured
+    # the detail pass (L-BFGS on relu1_1–relu3_1 through graphs cut after relu3_1): seconds per
+    # evaluation and the first one's extra at a new size; None: DETAIL_COST of the full prices
+    detail: Curve | None = None
+    detail_first_evaluation: Curve | None = None
+    detail_sessions_s: float = 0.0  # opening the cut graphs' sessions, once per run that has a detail pass
+
+    def detail_price(self, pixels: float) -> float:
+        return self.detail(pixels) if self.detail is not None else DETAIL_COST * self.evaluation(pixels)
+
+    def detail_first_price(self, pixels: float) -> float:
+        if self.detail_first_evaluation is not None:
+            return self.detail_first_evaluation(pixels)
+        return DETAIL_COST * self.first_evaluation(pixels)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> Speed:
+        curves = {
+            name: Curve(tuple(map(tuple, data[name]["points"])))
+            for name in CURVES
+            if name in REQUIRED_CURVES or data.get(name) is not None
+        }
+        rest = {k: v for k, v in data.items() if k not in curves}
+        return cls(**curves, **rest)
+
+
+@dataclass(frozen=True)
+class ScaleEstimate:
+    height: int
+    width: int
+    steps: int
+    evaluations: int  # of the full objective
+    seconds: float
+    detail_steps: int = 0  # the detail pass that opens the scale (cheaper evaluations)
+    detail_evaluations: int = 0
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """The time of one run: start-up plus each scale; ``may_stop_early`` when the schedule lets
+    scales end before their step count (then ``seconds`` is the most it takes)."""
+
+    seconds: float
+    startup_s: float
+    scales: list[ScaleEstimate]
+    device: str
+    may_stop_early: bool
+    measured_at: str
+    load: float | None = None  # the load average when the speed was measured
+    load_now: float | None = None  # … and when this estimate was made
+    load_factor: float = 1.0  # the measured prices times this
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["seconds"] = round(self.seconds, 2)
+        data["duration"] = ("at most " if self.may_stop_early else "about ") + format_duration(self.seconds)
+        return data
+
+    def summary(self) -> str:
+        """'about 4 min 50 s for 512×384 on cpu (3 scales: 128×96 ×100, …; start-up 4 s)'."""
+        last = self.scales[-1] if self.scales else None
+        size = f" for {last.width}×{last.height}" if last else ""
+        scales = ", ".join(
+            f"{s.width}×{s.height} ×{s.steps}" + (f" (+{s.detail_steps} detail)" if s.detail_steps else "")
+            for s in self.scales
+        )
+        bound = "at most" if self.may_stop_early else "about"
+        busy = ""
+        if self.load_factor != 1.0:
+            busy = f" at load {self.load:.1f}, now {self.load_now:.1f}: ×{self.load_factor:.2f}"
+        return (
+            f"{bound} {format_duration(self.seconds)}{size} on {self.device} "
+            f"({len(self.scales)} scale{'s' if len(self.scales) != 1 else ''}: {scales}; "
+            f"start-up {format_duration(self.startup_s)}; speed measured {self.measured_at}{busy})"
+        )
+
+
+# ------------------------------------------------------------------ the price list
+
+
+def _version(*names: str) -> str:
+    for name in names:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            return metadata.version(name)
+    return "unknown"
+
+
+def speed_key(options) -> str:
+    """Machine, device and runtime: a calibration is valid only where all three match."""
+    from nst_export.manifest import GRAPH_FORMAT
+
+    parts = [
+        f"model {MODEL_VERSION}",
+        platform.node(),
+        platform.machine(),
+        f"{os.cpu_count()} cpus",
+        f"device {options.device}",
+        f"nst {_version('nst')}",
+        f"onnxruntime {_version('onnxruntime-gpu', 'onnxruntime')}",
+        f"torch {_version('torch')}",
+        GRAPH_FORMAT,
+        options.weights,
+        options.pooling,
+    ]
+    return " | ".join(parts)
+
+
+def cache_path() -> Path:
+    from nst_export.paths import cache_root
+
+    return cache_root() / CACHE_NAME
+
+
+def _read_cache(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def load_speed(options, path: Path | None = None) -> Speed | None:
+    """The stored prices for this machine, device and runtime, or None."""
+    record = _read_cache(path or cache_path()).get(speed_key(options))
+    if not isinstance(record, dict):
+        return None
+    try:
+        return Speed.from_json(record)
+    except (TypeError, KeyError):
+        return None
+
+
+def store_speed(speed: Speed, path: Path | None = None) -> None:
+    """Add this machine's prices to the cache file (atomically; other keys stay)."""
+    path = path or cache_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = _read_cache(path)
+    data[speed.key] = speed.to_json()
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+    os.replace(temp, path)
+
+
+def _load_average() -> float | None:
+    with contextlib.suppress(OSError, AttributeError):
+        return round(os.getloadavg()[0], 2)
+    return None
+
+
+def measure_startup(options, graphs_dir: str | None = None) -> float:
+    """Wall seconds of a fresh process that imports the engine and builds its sessions."""
+    args = [
+        sys.executable,
+        "-P",
+        "-m",
+        "nst_runtime.engine.timing",
+        "--startup-probe",
+        options.weights,
+        options.pooling,
+    ]
+    args += [options.device, graphs_dir or ""]
+    started = time.perf_counter()
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=STARTUP_TIMEOUT_S, check=False)
+    seconds = time.perf_counter() - started
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip().splitlines() or ["no message"])[-1]
+        raise NSTError(f"measuring the start-up failed: {tail}")
+    return seconds
+
+
+def _startup_probe(weights: str, pooling: str, device: str, graphs_dir: str) -> None:
+    """What a worker does before its first evaluation: prewarm, import the engine, open the sessions."""
+    from nst_export import DEFAULT_LAYERS
+
+    from ..vgg import prewarm
+
+    prewarm.start(weights, pooling, device, graphs_dir or None)
+    from ..vgg.features import get_vgg
+    from . import runner  # noqa: F401  (the import is what is timed)
+
+    get_vgg(weights, pooling, DEFAULT_LAYERS, device, graphs_dir or None)
+
+
+def calibrate(
+    options,
+    graphs_dir: str | None = None,
+    log: Callable[[str], None] = lambda _m: None,
+    cancel: threading.Event | None = None,
+    path: Path | None = None,
+) -> Speed:
+    """Measure this machine's prices through the engine's evaluator and store them."""
+    import numpy as np
+    import torch
+
+    from nst_export import DEFAULT_LAYERS
+
+    from ..evaluation.choose import choose_evaluator
+    from ..objective.builder import ObjectiveBuilder
+    from ..vgg.features import VGG, get_vgg
+    from ..vgg.graphs import DETAIL_LAYERS, ensure_graphs
+    from ..vgg.sessions import seconds_to_create
+
+    def check() -> None:
+        if cancel is not None and cancel.is_set():
+            raise Cancelled("cancelled")
+
+    log("measuring this machine's speed (once, about a minute)")
+    load = _load_average()
+    vgg = get_vgg(options.weights, options.pooling, DEFAULT_LAYERS, options.device, graphs_dir, log=log)
+    detail_vgg, detail_sessions = None, 0.0
+    if graphs_dir is None:  # the engine runs detail passes only on the graphs it exports itself
+        detail_graphs = ensure_graphs(options.weights, options.pooling, DETAIL_LAYERS, log=log)
+        # what the detail pass opens, keyed as VGG opens them: its feature session on the device
+        # asked for, the fused one (made on first use) on the device that came out of it
+        opened = ((detail_graphs.feature_path, options.device), (detail_graphs.fused_path, vgg.device))
+        detail_sessions = sum(seconds_to_create(path, device) for path, device in opened)
+        detail_vgg = VGG(detail_graphs, options.device)  # on the sessions just measured, when none were open
+    rng = np.random.default_rng(0)
+    pixels, evaluation, first, targets, detail, detail_first = [], [], [], [], [], []
+
+    def timed(evaluate, x) -> tuple[float, float]:
+        """(the first evaluation's extra, the median of the next ones) in seconds"""
+        started = time.perf_counter()
+        evaluate(x)
+        first_s = time.perf_counter() - started
+        times = []
+        for _ in range(TIMED_EVALUATIONS):
+            check()
+            started = time.perf_counter()
+            evaluate(x)
+            times.append(time.perf_counter() - started)
+        steady = statistics.median(times)
+        return max(0.0, first_s - steady), steady
+
+    for side in CALIBRATION_SIDES:
+        height, width = side * 3 // 4, side
+        content = torch.from_numpy(rng.random((1, 3, height, width), dtype=np.float32)).to(vgg.torch_device)
+        style = torch.from_numpy(rng.random((1, 3, height, width), dtype=np.float32)).to(vgg.torch_device)
+        builder = ObjectiveBuilder(vgg, options, content, [style], [1.0])
+        check()
+        started = time.perf_counter()
+        objective = builder.at(height, width)
+        targets.append(time.perf_counter() - started)
+        x = content.clone()
+        extra, steady = timed(choose_evaluator(vgg, objective, options), x)
+        pixels.append(height * width)
+        evaluation.append(steady)
+        first.append(extra)
+        if detail_vgg is not None:
+            check()
+            extra, steady = timed(choose_evaluator(detail_vgg, objective.restricted(DETAIL_LAYERS), options), x)
+            detail.append(steady)
+            detail_first.append(extra)
+    check()
+    pair = Curve.measured(pixels, [measure_pair(p, vgg.torch_device) for p in pixels])
+    check()
+    startup = measure_startup(options, graphs_dir)
+    speed = Speed(
+        evaluation=Curve.measured(pixels, evaluation),
+        first_evaluation=Curve.measured(pixels, first),
+        targets=Curve.measured(pixels, targets),
+        startup_s=round(startup, 3),
+        pair=pair,
+        device=vgg.device,
+        key=speed_key(options),
+        measured_at=time.strftime("%Y-%m-%d %H:%M"),
+        load=load,
+        history=LBFGS_HISTORY,
+        detail=Curve.measured(pixels, detail) if detail else None,
+        detail_first_evaluation=Curve.measured(pixels, detail_first) if detail_first else None,
+        detail_sessions_s=round(detail_sessions, 3),
+    )
+    store_speed(speed, path)
+    return speed
+
+
+def measure_pair(pixels: int, device) -> float:
+    """Seconds of one L-BFGS curvature pair's work in a step (two dots, two axpys) on an image this large."""
+    import torch
+
+    gen = torch.Generator().manual_seed(2)
+    s, y, q = (torch.rand(3 * pixels, generator=gen).to(device) for _ in range(3))
+    started = time.perf_counter()
+    for _ in range(TIMED_PAIRS):
+        alpha = 1e-3 * float(s @ q)
+        q.add_(y, alpha=-alpha)
+        beta = 1e-3 * float(y @ q)
+        q.add_(s, alpha=alpha - beta)
+    return (time.perf_counter() - started) / TIMED_PAIRS
+
+
+def mean_pairs(steps: int, history: int) -> float:
+    """The curvature pairs L-BFGS holds on average over a scale of this many steps (none at first)."""
+    if steps <= 0:
+        return 0.0
+    return sum(min(i, history) for i in range(steps)) / steps
+
+
+def speed_for(
+    options,
+    graphs_dir: str | None = None,
+    log: Callable[[str], None] = lambda _m: None,
+    cancel: threading.Event | None = None,
+    recalibrate: bool = False,
+) -> Speed:
+    """The stored prices, or freshly measured ones."""
+    if not recalibrate and (speed := load_speed(options)) is not None:
+        return speed
+    return calibrate(options, graphs_dir, log, cancel)
+
+
+# ------------------------------------------------------------------ pricing a run
+
+
+def load_factor(speed: Speed, load_now: float | None, cpus: int | None = None) -> float:
+    """How much slower (or faster) the CPU is now than when it was measured, from the load average.
+
+    A run's onnxruntime threads (one per core) get about cpus / (others + cpus) of the machine,
+    so the time scales with (load + cpus); a GPU run does not share that way.
+    """
+    cpus = cpus or os.cpu_count() or 1
+    if speed.device != "cpu" or speed.load is None or load_now is None:
+        return 1.0
+    return (max(load_now, 0.0) + cpus) / (max(speed.load, 0.0) + cpus)
+
+
+def optimiser_seconds(steps: int, pixels: float, speed: Speed) -> float:
+    """The optimiser's own vector work over ``steps`` L-BFGS steps at this size (beyond its evaluations)."""
+    pairs = mean_pairs(steps, min(speed.history, EFFECTIVE_HISTORY)) + FIXED_PAIRS_PER_STEP
+    return steps * pairs * speed.pair(pixels)
+
+
+def estimate(
+    height: int,
+    width: int,
+    options,
+    n_styles: int,
+    speed: Speed,
+    load_now: float | None = math.nan,
+    detail_pass: bool = True,
+) -> Estimate:
+    """The time of a run on a height × width content: the engine's schedule at this machine's prices,
+    scaled by how busy the machine is now against when it was measured (``load_now``: the 1-minute
+    load average; by default read now, None: not scaled).
+
+    A scale's detail steps (``Scale.detail_steps``: L-BFGS on the shallow style layers before the
+    full objective) are priced at the detail graphs' measured speed; the engine skips them with
+    Adam and with a graph folder of the user's own (``detail_pass=False``)."""
+    from ..options import compute_size
+    from ..planning.schedule import plan_scales
+
+    h, w = compute_size(height, width, options.size)
+    scales = plan_scales(options, h, w)
+    shares = [b for b in options.blend(n_styles) if b > 0]
+    # the targets: the content's features plus each style's at style_scale² times the area
+    targets_factor = (1.0 + len(shares) * options.style_scale**2) / 2.0
+    detail_pass = detail_pass and options.optimizer == "lbfgs"
+    priced = []
+    for scale in scales:
+        pixels = scale.height * scale.width
+        if scale.steps == 0:
+            priced.append(ScaleEstimate(scale.height, scale.width, 0, 0, 0.0))
+            continue
+        evaluations = scale.steps + EXTRA_EVALUATIONS_PER_SCALE
+        seconds = (
+            speed.targets(pixels) * targets_factor
+            + speed.first_evaluation(pixels)
+            + evaluations * speed.evaluation(pixels)
+            + optimiser_seconds(scale.steps, pixels, speed)
+        )
+        detail_steps = getattr(scale, "detail_steps", 0) if detail_pass and n_styles else 0
+        detail_evaluations = detail_steps + EXTRA_EVALUATIONS_PER_SCALE if detail_steps else 0
+        if detail_steps:
+            seconds += (
+                speed.detail_first_price(pixels)
+                + detail_evaluations * speed.detail_price(pixels)
+                + optimiser_seconds(detail_steps, pixels, speed)
+            )
+        priced.append(
+            ScaleEstimate(
+                scale.height, scale.width, scale.steps, evaluations, seconds, detail_steps, detail_evaluations
+            )
+        )
+    if load_now is not None and math.isnan(load_now):
+        load_now = _load_average()
+    factor = load_factor(speed, load_now)
+    priced = [replace(s, seconds=s.seconds * factor) for s in priced]
+    may_stop = any(getattr(s, "tolerance", 0.0) > 0 for s in scales)
+    sessions = speed.detail_sessions_s if any(s.detail_steps for s in priced) else 0.0
+    startup = (speed.startup_s + sessions) * factor
+    total = startup + sum(s.seconds for s in priced)
+    return Estimate(total, startup, priced, speed.device, may_stop, speed.measured_at, speed.load, load_now, factor)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 6 and sys.argv[1] == "--startup-probe":
+        _startup_probe(*sys.argv[2:])
+        sys.stdout.flush()
+        os._exit(0)  # torch's teardown is not part of a start-up
+    raise SystemExit("usage: python -m nst_runtime.engine.timing --startup-probe WEIGHTS POOLING DEVICE GRAPHS")
