@@ -66,7 +66,7 @@ def measure(mode: str, width: int, height: int, tile: int | None) -> dict:
     peak = _rss("VmHWM")
     if mode != "forward":
         held += x.numel() * 4  # the gradient it returns: an image buffer too
-    estimator = memory.Estimator.for_graphs(vgg.graphs)
+    estimator = memory.MemoryModel.for_graphs(vgg.graphs)
     strategy = {"fused": "fused", "autograd": "autograd", "tiled": "tiled", "forward": "forward"}[mode]
     estimate = estimator.evaluation(strategy, height, width, tile)
     return {

@@ -143,9 +143,9 @@ def main() -> int:
         rows, cols = split(height, t, 80), split(width, t, 80)
         tile = Tile(rows[len(rows) // 2], cols[len(cols) // 2])  # an interior tile, full halo
         ev = TiledEvaluator(vgg, objective, t, "sum")
-        from nst_runtime.evaluation.tiled import _StyleSum
+        from nst_runtime.evaluation.tiled import StyleSum
 
-        styles = [_StyleSum(term, ev.geometry.shape[term.layer]) for term in objective.styles]
+        styles = [StyleSum(term, ev.geometry.shape[term.layer]) for term in objective.styles]
         for s in styles:  # a stand-in for the statistics: the tile's own Gram sums
             s.sum = s.term.target.double() * 1.1 * s.norm
         coefficients = [s.loss_and_coefficient()[1] for s in styles]
@@ -154,7 +154,7 @@ def main() -> int:
 
         def two_graphs() -> torch.Tensor:
             taps, saved = vgg.forward(image)
-            up = ev._upstream(tile, taps, styles, coefficients, content_scale)
+            up = ev.upstream(tile, taps, styles, coefficients, content_scale)
             return vgg.backward(saved, up, tile.height, tile.width)
 
         with tempfile.TemporaryDirectory() as tmp:
@@ -176,7 +176,7 @@ def main() -> int:
 
             def one_graph() -> torch.Tensor:
                 out = {"grad_image": torch.empty_like(image)}
-                vgg._run(session, inputs, out)
+                vgg.run_session(session, inputs, out)
                 return out["grad_image"]
 
             a, b = two_graphs(), one_graph()

@@ -13,7 +13,7 @@ from nst_runtime.options import make_options
 from nst_runtime.planning.memory import (
     BASE_BYTES,
     HISTORY_MIN,
-    Estimator,
+    MemoryModel,
     describe,
     fit_scale,
     needs_release,
@@ -22,7 +22,7 @@ from nst_runtime.planning.memory import (
 from nst_runtime.planning.schedule import plan_scales
 from nst_runtime.units import GIB, MIB, parse_memory
 
-ESTIMATOR = Estimator.for_plan(truncated_plan("vgg19", DEFAULT_LAYERS), DEFAULT_LAYERS)
+ESTIMATOR = MemoryModel.for_plan(truncated_plan("vgg19", DEFAULT_LAYERS), DEFAULT_LAYERS)
 
 
 @pytest.mark.parametrize(

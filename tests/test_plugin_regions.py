@@ -75,8 +75,8 @@ def test_the_result_layer_is_cut_out_only_when_the_outside_is_not_painted():
 def test_the_worker_reads_a_plugin_mask_as_its_grey_values():
     """What the plug-in sends becomes, in the worker, exactly the mask it read from GIMP."""
     from nst_runtime.imaging.masks import load_mask
-    from nst_runtime.worker.protocol import _image
+    from nst_runtime.worker.protocol import parse_image
 
     grey = bytes(range(0, 240, 10))  # 24 values
-    mask = load_mask(_image(regions.grey_to_image(grey, 6, 4), "mask 1"), "mask 1")
+    mask = load_mask(parse_image(regions.grey_to_image(grey, 6, 4), "mask 1"), "mask 1")
     assert np.allclose(mask.values, np.frombuffer(grey, np.uint8).reshape(4, 6) / 255, atol=1e-6)

@@ -178,7 +178,7 @@ def test_previews_are_sent_at_most_once_per_interval_and_downscaled(monkeypatch)
     clock = FakeClock()
     monkeypatch.setattr(time, "monotonic", clock)
     sent: list[dict] = []
-    progress = worker_stylize._progress_sender(sent.append, protocol.PreviewSpec(max_side=64, interval_s=1.0))
+    progress = worker_stylize.progress_sender(sent.append, protocol.PreviewSpec(max_side=64, interval_s=1.0))
     rgb = np.random.default_rng(0).random((300, 400, 3), dtype=np.float32)
     for t in (0.0, 0.3, 0.9, 1.0, 1.5, 2.2):
         clock.now = 100.0 + t
@@ -201,7 +201,7 @@ def test_a_detail_step_goes_out_with_its_phase_and_a_null_loss() -> None:
     from nst_runtime.events import Progress
 
     event = Progress(2, 3, 5, 120, float("nan"), 0.4, float("nan"), 3.0, 192, 256, phase="detail")
-    line = json.dumps(protocol._event_json(event), allow_nan=False)  # strict JSON: no NaN anywhere
+    line = json.dumps(protocol.event_json(event), allow_nan=False)  # strict JSON: no NaN anywhere
     data = json.loads(line)
     assert data["phase"] == "detail" and data["loss"] is None and data["eta_s"] is None
     assert data["event"] == "progress" and data["step"] == 5 and data["steps"] == 120

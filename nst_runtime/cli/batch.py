@@ -14,11 +14,11 @@ from pathlib import Path
 
 from ..errors import EXIT_CANCELLED, EXIT_ERROR, NSTError, describe_failure
 from ..jobs import photos
-from .common import _Parser, _Say, _signals_set, add_ray_option, add_run_options, options_from_args
+from .common import Parser, Presenter, add_ray_option, add_run_options, cancel_on_signals, options_from_args
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(
+    p = Parser(
         prog="nst batch",
         description="Stylize many photos (files or folders of images) with the same settings. Outputs that exist "
         "are skipped unless --overwrite; a failed photo is reported and the batch goes on.",
@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    say = _Say("nst batch", quiet=args.quiet)
+    say = Presenter("nst batch", quiet=args.quiet)
     try:
         options = options_from_args(args)
         options.validate(len(args.style))
@@ -52,7 +52,7 @@ def main(argv: list[str]) -> int:
         return EXIT_ERROR
     todo = photos.select_todo(jobs, args.style, args.overwrite)
     cancel = threading.Event()
-    with _signals_set(cancel):
+    with cancel_on_signals(cancel):
         try:
             if args.ray is not None:
                 from ..jobs.cluster import run_batch
@@ -70,7 +70,7 @@ def main(argv: list[str]) -> int:
     return _summarise(jobs, outdir, say, cancel.is_set())
 
 
-def _summarise(jobs: list[photos.PhotoJob], outdir: Path, say: _Say, cancelled: bool) -> int:
+def _summarise(jobs: list[photos.PhotoJob], outdir: Path, say: Presenter, cancelled: bool) -> int:
     summary_path = outdir / photos.SUMMARY_NAME
     try:
         photos.write_summary(jobs, outdir)

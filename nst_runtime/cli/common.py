@@ -16,14 +16,15 @@ from ..options import DEFAULT_SIZE, DEVICES, INITS, OPTIMIZERS, PRESERVE_COLORS,
 from ..units import format_clock
 
 
-class _Parser(argparse.ArgumentParser):
+class Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line, like every other error."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _floats(text: str) -> tuple[float, ...]:
+def parse_numbers(text: str) -> tuple[float, ...]:
+    """'0.7,0.3' → (0.7, 0.3)."""
     try:
         values = tuple(float(v) for v in text.split(","))
     except ValueError:
@@ -31,19 +32,21 @@ def _floats(text: str) -> tuple[float, ...]:
     return values
 
 
-def _ints(text: str) -> tuple[int, ...]:
+def parse_ints(text: str) -> tuple[int, ...]:
+    """'10,20' → (10, 20); '10' → (10,)."""
     try:
         return tuple(int(v) for v in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an integer or comma-separated integers, got {text!r}") from None
 
 
-def _files(text: str) -> tuple[str | None, ...]:
+def parse_files(text: str) -> tuple[str | None, ...]:
     """Comma-separated file names; an empty entry (``a.png,,c.png``) is None."""
     return tuple(part.strip() or None for part in text.split(","))
 
 
-def _number(text: str) -> float:
+def parse_number(text: str) -> float:
+    """A finite number."""
     try:
         value = float(text)
     except ValueError:
@@ -53,7 +56,8 @@ def _number(text: str) -> float:
     return value
 
 
-def _integer(text: str) -> int:
+def parse_int(text: str) -> int:
+    """An integer."""
     try:
         return int(text)
     except ValueError:
@@ -64,7 +68,7 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     """The options shared by ``nst`` and ``nst demo``."""
     p.add_argument(
         "--size",
-        type=_integer,
+        type=parse_int,
         default=DEFAULT_SIZE,
         help="longest side of the computation in pixels (0: the content's own size); "
         "the result is scaled back to the content's size",
@@ -77,29 +81,29 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--steps",
-        type=_ints,
+        type=parse_ints,
         metavar="N[,N...]",
         help="steps per scale instead of --quality: one number for every scale, or one per "
         "scale from coarse to fine (their count sets the number of scales)",
     )
     p.add_argument(
         "--strength",
-        type=_number,
+        type=parse_number,
         metavar="0..1",
         help="style strength in user terms (0.5 = the default balance); replaces --style-weight",
     )
-    p.add_argument("--style-weight", type=_number, default=1.0, help="multiplier of the style loss")
-    p.add_argument("--content-weight", type=_number, default=1.0, help="multiplier of the content loss")
-    p.add_argument("--tv-weight", type=_number, default=0.0, help="total-variation smoothing (0: off; 1: gentle)")
+    p.add_argument("--style-weight", type=parse_number, default=1.0, help="multiplier of the style loss")
+    p.add_argument("--content-weight", type=parse_number, default=1.0, help="multiplier of the content loss")
+    p.add_argument("--tv-weight", type=parse_number, default=0.0, help="total-variation smoothing (0: off; 1: gentle)")
     p.add_argument(
         "--style-blend",
-        type=_floats,
+        type=parse_numbers,
         metavar="W[,W...]",
         help="one weight per style image, e.g. 0.7,0.3 (default: equal)",
     )
     p.add_argument(
         "--style-scale",
-        type=_number,
+        type=parse_number,
         default=1.0,
         help="the style image's size relative to the output (larger: bigger brush strokes)",
     )
@@ -117,7 +121,7 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
         help="start from the content image, from seeded random noise, or from an image file",
     )
     p.add_argument("--optimizer", choices=OPTIMIZERS, default="lbfgs", help="L-BFGS (default) or Adam")
-    p.add_argument("--seed", type=_integer, default=0, help="random seed; a CPU run is reproducible bit for bit")
+    p.add_argument("--seed", type=parse_int, default=0, help="random seed; a CPU run is reproducible bit for bit")
     p.add_argument(
         "--device",
         choices=DEVICES,
@@ -139,7 +143,7 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--tile-size",
-        type=_integer,
+        type=parse_int,
         metavar="N",
         help="force tiled evaluation with N×N-pixel tiles (rounded down to a multiple of 16)",
     )
@@ -176,7 +180,7 @@ def options_from_args(args: argparse.Namespace):
     )  # fmt: skip
 
 
-class _signals_set:
+class cancel_on_signals:
     """Within the block, SIGINT and SIGTERM set ``cancel`` instead of raising."""
 
     def __init__(self, cancel: threading.Event):
@@ -194,7 +198,7 @@ class _signals_set:
             signal.signal(sig, handler)  # type: ignore[arg-type]
 
 
-class _Say:
+class Presenter:
     """Presents engine events on stderr: a progress bar on a terminal, a line per scale otherwise."""
 
     def __init__(self, prog: str, quiet: bool):

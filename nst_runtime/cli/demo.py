@@ -84,10 +84,10 @@ def generated_painting(width: int = 512, height: int = 512, seed: int = 1889) ->
 
 
 def main(argv: list[str]) -> int:
-    from .common import _Parser, add_run_options
+    from .common import Parser, add_run_options
     from .stylize import run_and_save
 
-    p = _Parser(
+    p = Parser(
         prog="nst demo",
         description="Stylize the bundled example: matplotlib's Grace Hopper photo "
         "in the style of a painting nst generates itself.",

@@ -9,11 +9,11 @@ from pathlib import Path
 
 from ..engine.timing import estimate, speed_for
 from ..errors import EXIT_CANCELLED, EXIT_ERROR, Cancelled, NSTError
-from .common import _Parser, add_run_options, options_from_args
+from .common import Parser, add_run_options, options_from_args
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(
+    p = Parser(
         prog="nst estimate",
         description="How long `nst CONTENT STYLE… [options]` would take on this machine. The speed is "
         "measured once per machine, device and runtime version (about a minute) and cached.",

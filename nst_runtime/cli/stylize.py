@@ -8,11 +8,11 @@ import threading
 
 from ..errors import EXIT_CANCELLED, EXIT_ERROR, Cancelled, NSTError
 from ..jobs.reporting import in_thread
-from .common import _files, _Parser, _Say, _signals_set, add_run_options, options_from_args
+from .common import Parser, Presenter, add_run_options, cancel_on_signals, options_from_args, parse_files
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(
+    p = Parser(
         prog="nst",
         description="Paint CONTENT in the style of STYLE (Gatys et al.), with VGG running in onnxruntime. "
         "Other commands: 'nst demo' runs the bundled example; 'nst batch' stylizes many photos; "
@@ -26,14 +26,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="result file; its extension sets the format")
     p.add_argument(
         "--masks",
-        type=_files,
+        type=parse_files,
         metavar="FILE[,FILE...]",
         help="one greyscale mask per style (white: that style, black: not it; soft edges blend), e.g. "
         "sky.png,ground.png; the photo stays where no mask is white; an empty entry means everywhere",
     )
     p.add_argument(
         "--style-masks",
-        type=_files,
+        type=parse_files,
         metavar="FILE[,FILE...]",
         help="one mask per style image selecting the part of the painting whose style is used "
         "(an empty entry: all of it)",
@@ -52,7 +52,7 @@ def main(argv: list[str]) -> int:
 
 def run_and_save(content: object, styles: list, output: str, args: argparse.Namespace, prog: str) -> int:
     """Validate everything, stylize in a worker thread (so Ctrl-C is handled at once), save atomically."""
-    say = _Say(prog, quiet=args.quiet)
+    say = Presenter(prog, quiet=args.quiet)
     from ..vgg import prewarm
 
     prewarm.start(args.weights, args.pooling, args.device, args.graphs)
@@ -118,7 +118,7 @@ def _masks(files: tuple[str | None, ...] | None, count: int, option: str, role: 
     return masks
 
 
-def _run_cancellable(content, styles, options, graphs_dir, say: _Say, masks=None, style_masks=None):
+def _run_cancellable(content, styles, options, graphs_dir, say: Presenter, masks=None, style_masks=None):
     """Run the engine in a thread; the main thread waits, so SIGINT/SIGTERM are handled at once."""
     from ..engine.runner import run  # here: the sessions' prewarm starts before torch loads
 
@@ -130,5 +130,5 @@ def _run_cancellable(content, styles, options, graphs_dir, say: _Say, masks=None
             graphs_dir=graphs_dir,
         )  # fmt: skip
 
-    with _signals_set(cancel):
+    with cancel_on_signals(cancel):
         return in_thread(work)

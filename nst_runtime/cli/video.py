@@ -17,11 +17,19 @@ from ..errors import EXIT_CANCELLED, EXIT_ERROR, NSTError, describe_failure
 from ..jobs.video import stylize_video
 from ..jobs.video_work import WORK_SUFFIX, VideoSettings, job_record
 from ..options import DEFAULT_TEMPORAL_WEIGHT, FRAME_STEPS
-from .common import _number, _Parser, _Say, _signals_set, add_ray_option, add_run_options, options_from_args
+from .common import (
+    Parser,
+    Presenter,
+    add_ray_option,
+    add_run_options,
+    cancel_on_signals,
+    options_from_args,
+    parse_number,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(
+    p = Parser(
         prog="nst video",
         description="Stylize a video (mp4, webm, mkv, mov), an animated GIF/WebP or a folder of numbered images, "
         "each frame starting from the previous one warped by optical flow (Ruder et al. 2016), so it does not "
@@ -33,12 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="video, .gif/.webp, or a folder for numbered PNGs")
     p.add_argument(
         "--temporal-weight",
-        type=_number,
+        type=parse_number,
         default=DEFAULT_TEMPORAL_WEIGHT,
         help="how strongly each frame keeps to the previous one (0: only start from it; higher: steadier)",
     )
     p.add_argument("--frame-steps", type=int, default=FRAME_STEPS, help="steps of each frame after a shot's first")
-    p.add_argument("--fps", type=_number, help="frame rate of a folder of images (videos keep their own)")
+    p.add_argument("--fps", type=parse_number, help="frame rate of a folder of images (videos keep their own)")
     p.add_argument("--work", metavar="DIR", help=f"work folder (default: OUTPUT{WORK_SUFFIX})")
     p.add_argument("--resume", action="store_true", help="continue the frames an interrupted run left")
     add_ray_option(p, "the shots (and segments of long shots)")
@@ -50,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    say = FrameSay("nst video", quiet=args.quiet)
+    say = FramePresenter("nst video", quiet=args.quiet)
     try:
         return _run(args, say)
     except NSTError as exc:
@@ -65,11 +73,11 @@ def main(argv: list[str]) -> int:
         return EXIT_ERROR
 
 
-def _run(args: argparse.Namespace, say: FrameSay) -> int:
+def _run(args: argparse.Namespace, say: FramePresenter) -> int:
     options = options_from_args(args)
     settings = VideoSettings(args.temporal_weight, args.frame_steps, args.graphs, args.ray, args.segment, args.overlap)
     cancel = threading.Event()
-    with _signals_set(cancel):
+    with cancel_on_signals(cancel):
         outcome = stylize_video(
             args.input, args.styles, args.output, options, settings, job_record(vars(args), args.input, args.styles),
             say, cancel, fps=args.fps, work=args.work, resume=args.resume, on_frame=say.frame_done,
@@ -86,7 +94,7 @@ def _run(args: argparse.Namespace, say: FrameSay) -> int:
     return 0
 
 
-class FrameSay(_Say):
+class FramePresenter(Presenter):
     """The CLI's presenter with the frame in front: "frame 3/24, scale 1/1, step 20/60", the bar and ETA overall."""
 
     def __init__(self, prog: str, quiet: bool):

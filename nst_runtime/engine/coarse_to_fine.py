@@ -59,7 +59,7 @@ class CoarseToFine:
         self.content_image = content
         height, width = compute_size(content.height, content.width, options.size)
         self.scales = scales if scales is not None else plan_scales(options, height, width)
-        self.release = memory.needs_release(self.scales, memory.Estimator.for_graphs(vgg.graphs))
+        self.release = memory.needs_release(self.scales, memory.MemoryModel.for_graphs(vgg.graphs))
         if (height, width) == (content.height, content.width):
             self.content_rgb = content.rgb  # the photo at the computation size, before colour handling
         else:

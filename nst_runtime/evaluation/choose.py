@@ -23,7 +23,7 @@ def choose_evaluator(vgg: VGG, objective: Objective, options: Options, scale: Sc
     graph = whole_image_graph(vgg, objective) if options.fused and objective.layers else None
     tile = memory.aligned_tile(options.tile_size)
     if tile is None and objective.layers and scale is not None:
-        estimator = memory.Estimator.for_graphs(vgg.graphs)
+        estimator = memory.MemoryModel.for_graphs(vgg.graphs)
         strategy = "fused" if graph is not None else "autograd"
         tile = memory.tile_for(estimator, objective.height, objective.width, scale.memory, strategy)
     if tile is not None and objective.layers:

@@ -17,7 +17,7 @@ class Extractor:
 
     def __init__(self, vgg: VGG, room: int | None = None, tile_size: int | None = None):
         self.vgg, self.room, self.tile_size = vgg, room, memory.aligned_tile(tile_size)
-        self.estimator = memory.Estimator.for_graphs(vgg.graphs)
+        self.estimator = memory.MemoryModel.for_graphs(vgg.graphs)
         self.size: tuple[int, int] | None = None
 
     def tile(self, height: int, width: int) -> int | None:

@@ -64,7 +64,7 @@ def _flat(features: torch.Tensor) -> torch.Tensor:
     return features.reshape(features.shape[1], -1)
 
 
-class _GramSum:
+class GramSum:
     """A Gram matrix's running sum over the tiles in float64, and its normaliser: the whole
     layer's positions N, or Σ m² for a guided Gram with per-position weights ``mask``."""
 
@@ -87,7 +87,7 @@ class _GramSum:
         return self.sum / self.norm
 
 
-class _StyleSum(_GramSum):
+class StyleSum(GramSum):
     """One style term's running Gram sum over the tiles."""
 
     def __init__(self, term: StyleTerm, shape: tuple[int, ...]):
@@ -116,7 +116,7 @@ class TiledEvaluator:
 
     def __call__(self, x: torch.Tensor) -> tuple[Parts, torch.Tensor]:
         objective, geometry = self.objective, self.geometry
-        styles = [_StyleSum(t, geometry.shape[t.layer]) for t in objective.styles]
+        styles = [StyleSum(t, geometry.shape[t.layer]) for t in objective.styles]
         content_sq = torch.zeros((), dtype=torch.float64, device=x.device)
         outputs: dict[str, torch.Tensor] = {}
         for tile in geometry.tiles:
@@ -139,7 +139,7 @@ class TiledEvaluator:
         for tile in reversed(geometry.tiles):  # the last tile's forward is still at hand
             if not outputs:
                 outputs = _forward(self.vgg, x, tile)[1]
-            upstream = self._upstream(tile, outputs, styles, coefficients, content_scale)
+            upstream = self.upstream(tile, outputs, styles, coefficients, content_scale)
             tile_grad = self.vgg.backward(outputs, upstream, tile.height, tile.width)
             outputs, upstream = {}, {}
             if geometry.stitch == "sum":
@@ -149,7 +149,7 @@ class TiledEvaluator:
             del tile_grad
         return with_pixel_terms(objective, x, parts, grad)
 
-    def _statistics(self, tile: Tile, outputs: dict[str, torch.Tensor], styles: list[_StyleSum]) -> torch.Tensor:
+    def _statistics(self, tile: Tile, outputs: dict[str, torch.Tensor], styles: list[StyleSum]) -> torch.Tensor:
         """Adds the tile's inner region to the Gram sums; returns its Σ (F − T)² of the content."""
         for s in styles:
             scale = self.geometry.scale[s.term.layer]
@@ -163,11 +163,11 @@ class TiledEvaluator:
         t = _crop(content.target, *tile.layer_inner_slices(scale))
         return (f - t).pow(2).sum(dtype=torch.float64)
 
-    def _upstream(
+    def upstream(
         self,
         tile: Tile,
         taps: dict[str, torch.Tensor],  # the feature graph's outputs: the taps and the saved tensors
-        styles: list[_StyleSum],
+        styles: list[StyleSum],
         coefficients: list[torch.Tensor],
         content_scale: float,
     ) -> dict[str, torch.Tensor]:
@@ -192,7 +192,7 @@ class TiledEvaluator:
                 upstream[layer] = torch.zeros_like(taps[layer])
         return upstream
 
-    def _weighted(self, g: torch.Tensor, tile: Tile, scale: int, style: _StyleSum | None) -> torch.Tensor:
+    def _weighted(self, g: torch.Tensor, tile: Tile, scale: int, style: StyleSum | None) -> torch.Tensor:
         """Applies the mask weights and, for ``sum`` stitching, zeroes g outside the inner region
         (in place: g is the size of a tap, and the gradient pass holds every tap already)."""
         if self.geometry.stitch == "sum":
@@ -233,7 +233,7 @@ def tiled_grams(
     as ``gram`` is), summed over the tiles' inner regions in float64."""
     geometry = _Geometry(vgg, image.shape[2], image.shape[3], tile, "sum", layers)
     grids = on_layers(mask, {layer: geometry.shape[layer][2:] for layer in layers}) if mask is not None else {}
-    sums = {layer: _GramSum(geometry.shape[layer], grids.get(layer), vgg.torch_device) for layer in layers}
+    sums = {layer: GramSum(geometry.shape[layer], grids.get(layer), vgg.torch_device) for layer in layers}
     for tile_ in geometry.tiles:
         taps, _ = _forward(vgg, image, tile_)
         for layer, s in sums.items():

@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image, ImageSequence, UnidentifiedImageError
 
 from ..errors import NSTError
-from .images import _short, _umask
+from .images import current_umask, short_error
 
 VIDEO_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm", ".avi": "avi"}
 VIDEO_CODECS = {"webm": ("libvpx-vp9", {"crf": "30", "b:v": "0"})}
@@ -43,7 +43,7 @@ class Clip:
     count: int | None  # None where the container does not say
     durations_ms: list[int] | None = None  # an animation's own per-frame timing
     notes: list[str] = field(default_factory=list)
-    _files: list[Path] = field(default_factory=list, repr=False)
+    parse_files: list[Path] = field(default_factory=list, repr=False)
 
     def frames(self) -> Iterator[np.ndarray]:
         """8-bit RGB [H, W, 3] frames, first to last."""
@@ -52,7 +52,7 @@ class Clip:
         elif self.kind == "animation":
             yield from _animation_frames(self.path)
         else:
-            yield from _folder_frames(self._files, self.width, self.height)
+            yield from _folder_frames(self.parse_files, self.width, self.height)
 
 
 def open_clip(source: str | os.PathLike, fps: float | None = None) -> Clip:
@@ -84,7 +84,7 @@ def _open_animation(path: Path) -> Clip | None:
     except UnidentifiedImageError:
         return None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise NSTError(f"input animation is truncated or corrupt: {path} ({_short(exc)})") from None
+        raise NSTError(f"input animation is truncated or corrupt: {path} ({short_error(exc)})") from None
     notes = [] if count > 1 else [f"input has a single frame: {path}"]
     fps = Fraction(1000 * len(durations), max(1, sum(durations))).limit_denominator(1001)
     return Clip(path, "animation", width, height, fps, count, durations, notes)
@@ -116,7 +116,7 @@ def _open_video(path: Path) -> Clip:
     except NSTError:
         raise
     except (av.error.FFmpegError, OSError, ValueError) as exc:
-        raise NSTError(f"input is neither an image nor a readable video: {path} ({_short(exc)})") from None
+        raise NSTError(f"input is neither an image nor a readable video: {path} ({short_error(exc)})") from None
     return Clip(path, "video", width, height, Fraction(rate), count, None, notes)
 
 
@@ -130,7 +130,7 @@ def _video_frames(path: Path) -> Iterator[np.ndarray]:
             for frame in container.decode(stream):
                 yield frame.to_ndarray(format="rgb24")
     except (av.error.FFmpegError, OSError) as exc:
-        raise NSTError(f"input video is truncated or corrupt: {path} ({_short(exc)})") from None
+        raise NSTError(f"input video is truncated or corrupt: {path} ({short_error(exc)})") from None
 
 
 def _frame_number(path: Path) -> tuple[int, str]:
@@ -149,7 +149,7 @@ def _open_folder(path: Path, fps: Fraction) -> Clip:
         with Image.open(files[0]) as im:
             width, height = im.size
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise NSTError(f"input frame is not a readable image: {files[0]} ({_short(exc)})") from None
+        raise NSTError(f"input frame is not a readable image: {files[0]} ({short_error(exc)})") from None
     return Clip(path, "folder", width, height, fps, len(files), None, [], files)
 
 
@@ -213,7 +213,7 @@ def write_clip(
             notes = _write_video(tmp, frames, fps, VIDEO_FORMATS[path.suffix.lower()])
         else:
             notes = _write_animation(tmp, frames, fps, durations_ms, ANIMATION_FORMATS[path.suffix.lower()])
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -242,7 +242,7 @@ def _write_video(path: Path, frames: Iterable[np.ndarray], fps: Fraction, contai
                 raise NSTError("no frames to write")
             container.mux(stream.encode(None))
     except av.error.FFmpegError as exc:
-        raise NSTError(f"cannot write the video: {_short(exc)}") from None
+        raise NSTError(f"cannot write the video: {short_error(exc)}") from None
     return notes
 
 
@@ -259,7 +259,7 @@ def _write_animation(
     try:
         images[0].save(path, format=fmt, save_all=True, append_images=images[1:], duration=durations, loop=0, **extra)
     except (OSError, ValueError) as exc:
-        raise NSTError(f"cannot write the animation: {_short(exc)}") from None
+        raise NSTError(f"cannot write the animation: {short_error(exc)}") from None
     return []
 
 

@@ -93,7 +93,7 @@ def _load_path(path: Path, role: str) -> ImageData:
     except NSTError:
         raise
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise NSTError(f"{role} file is truncated or corrupt: {path} ({_short(exc)})") from None
+        raise NSTError(f"{role} file is truncated or corrupt: {path} ({short_error(exc)})") from None
 
 
 def _check_pixels(size: tuple[int, int], role: str, path: object) -> None:
@@ -255,7 +255,7 @@ def encode_image(image: Image.Image, fmt: str) -> tuple[bytes, list[str]]:
     try:
         image.save(buffer, format=fmt, **({"quality": 95} if fmt in ("JPEG", "WEBP") else {}))
     except (OSError, ValueError) as exc:
-        raise NSTError(f"cannot encode the result as {fmt}: {_short(exc)}") from None
+        raise NSTError(f"cannot encode the result as {fmt}: {short_error(exc)}") from None
     return buffer.getvalue(), notes
 
 
@@ -266,11 +266,11 @@ def write_atomically(data: bytes, path: str | os.PathLike) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, path)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
-        raise NSTError(f"cannot write {path}: {_short(exc)}") from None
+        raise NSTError(f"cannot write {path}: {short_error(exc)}") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -283,12 +283,12 @@ def save_image(image: Image.Image, path: str | os.PathLike) -> list[str]:
     return notes
 
 
-def _umask() -> int:
+def current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
 
 
-def _short(exc: BaseException) -> str:
+def short_error(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0][:160]

@@ -112,7 +112,7 @@ def resolve_budget(max_memory: int | None, device: str = "cpu") -> tuple[int, st
 
 
 @dataclass(frozen=True)
-class Estimator:
+class MemoryModel:
     """Peak-memory estimates from per-pixel figures of the graph plan (bytes per image pixel)."""
 
     outputs: float  # the feature graph's outputs: taps, masks, indices
@@ -122,7 +122,7 @@ class Estimator:
     halo: int  # the tiled evaluation's halo ("sum" stitching)
 
     @classmethod
-    def for_plan(cls, plan: list[Layer], taps: tuple[str, ...], pooling: str = "max") -> Estimator:
+    def for_plan(cls, plan: list[Layer], taps: tuple[str, ...], pooling: str = "max") -> MemoryModel:
         def per_pixel(name: str) -> float:  # positions per image pixel × channels
             _, channels, h, w = output_shape(plan, name, 1 << 12, 1 << 12)
             return channels * h * w / float(1 << 24)
@@ -140,11 +140,11 @@ class Estimator:
         return cls(outputs + taps_bytes, taps_bytes, widest, content, halos(plan)["sum"])
 
     @classmethod
-    def for_graphs(cls, graphs) -> Estimator:
+    def for_graphs(cls, graphs) -> MemoryModel:
         return cls.for_plan(graphs.plan, graphs.taps, graphs.manifest.get("pooling", "max"))
 
     @classmethod
-    def for_options(cls, options) -> Estimator:
+    def for_options(cls, options) -> MemoryModel:
         from nst_export import DEFAULT_LAYERS
         from nst_export.sources import arch_of
 
@@ -193,7 +193,7 @@ class Fit:
 
 
 def fit_scale(
-    estimator: Estimator,
+    estimator: MemoryModel,
     budget: int,
     height: int,
     width: int,
@@ -280,7 +280,7 @@ def plan_memory(
     Raises NSTError, before anything runs, when a scale or the final resize to ``content_size``
     cannot fit.
     """
-    estimator = Estimator.for_options(options)
+    estimator = MemoryModel.for_options(options)
     tile_size = aligned_tile(options.tile_size)
     fitted = []
     for scale in reversed(scales):  # the largest first: a refusal names the size the user asked for
@@ -312,7 +312,7 @@ def plan_memory(
 RELEASE_MARGIN = 3  # whole-image evaluations a room holds before the arena's chunks must go back
 
 
-def needs_release(scales: list, estimator: Estimator) -> bool:
+def needs_release(scales: list, estimator: MemoryModel) -> bool:
     """Whether the arena's free chunks must go back to the system between phases and scales.
 
     What the arena keeps is what earlier evaluations grew it to: at most the last scale's
@@ -371,7 +371,7 @@ def image_bytes(height: int, width: int, alpha: bool = False) -> int:
     return height * width * (12 + (1 if alpha else 0))
 
 
-def tile_for(estimator: Estimator, height: int, width: int, room: int | None, strategy: str) -> int | None:
+def tile_for(estimator: MemoryModel, height: int, width: int, room: int | None, strategy: str) -> int | None:
     """None when the whole image's evaluation fits ``room`` (or there is no room limit), else the tile."""
     if room is None or estimator.evaluation(strategy, height, width) <= room:
         return None

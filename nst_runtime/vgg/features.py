@@ -100,7 +100,11 @@ class VGG:
         kind = self._saved[name]["kind"] if name in self._saved else "feature"
         return {"mask": torch.bool, "indices": torch.int64}.get(kind, torch.float32)
 
-    def _run(self, session: ort.InferenceSession, inputs: dict[str, torch.Tensor], outputs: dict[str, torch.Tensor]):
+    def run_session(
+        self, session: ort.InferenceSession, inputs: dict[str, torch.Tensor], outputs: dict[str, torch.Tensor]
+    ) -> None:
+        """Run ``session`` with its inputs and outputs bound to these tensors' memory (no copies);
+        a cancel aborts it (``cancellable``) and any failure is one NSTError line."""
         binding = session.io_binding()
         device_type = "cuda" if self.device == "cuda" else "cpu"
         device_id = torch.cuda.current_device() if self.device == "cuda" else 0
@@ -148,7 +152,7 @@ class VGG:
             name: torch.empty(self._shape(name, height, width), dtype=self._dtype(name), device=self.torch_device)
             for name in self._outputs
         }
-        self._run(self._feature, {"image": image}, outputs)
+        self.run_session(self._feature, {"image": image}, outputs)
         taps = {name: outputs[name] for name in self.taps}
         return taps, outputs
 
@@ -162,7 +166,7 @@ class VGG:
             else:
                 inputs[name] = saved[name]
         grad_image = torch.empty((1, 3, height, width), dtype=torch.float32, device=self.torch_device)
-        self._run(self._session("gradient"), inputs, {"grad_image": grad_image})
+        self.run_session(self._session("gradient"), inputs, {"grad_image": grad_image})
         return grad_image
 
     def loss_and_grad(
@@ -189,7 +193,7 @@ class VGG:
         outputs = {**scalars, "grad_image": grad}
         if style_layers:  # an empty tensor has no data pointer to bind, and there is nothing to read
             outputs["style_losses"] = per_layer
-        self._run(self._session(graph), inputs, outputs)
+        self.run_session(self._session(graph), inputs, outputs)
         parts = {
             "total": float(scalars["loss"]),
             "content": float(scalars["content_loss"]),

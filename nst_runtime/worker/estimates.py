@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from ..engine.timing import Speed, estimate, speed_for, speed_key
 from ..errors import Cancelled, NSTError
 from ..events import Status
-from .protocol import Commands, _event_json, parse_options
+from .protocol import Commands, event_json, parse_options
 
 
 @dataclass
@@ -63,7 +63,7 @@ def serve(request: dict, send: Callable[[dict], None], stream, cancel: threading
     def speed_of(options) -> Speed:
         key = speed_key(options)
         if key not in speeds:
-            speeds[key] = speed_for(options, log=lambda m: send(_event_json(Status(m))), cancel=cancel)
+            speeds[key] = speed_for(options, log=lambda m: send(event_json(Status(m))), cancel=cancel)
         return speeds[key]
 
     count = 0

@@ -14,7 +14,7 @@ import json
 import sys
 
 from ..errors import NSTError
-from .protocol import MAX_REQUEST_BYTES, _event_json, _image, serve
+from .protocol import MAX_REQUEST_BYTES, event_json, parse_image, serve
 from .stylize import parse_request
 
 
@@ -26,7 +26,7 @@ def parse_frames_request(text: str):
         raise NSTError(f"request is not valid JSON: {exc}") from None
     if not isinstance(request, dict) or not isinstance(request.get("frames"), list) or not request["frames"]:
         raise NSTError("request needs a non-empty 'frames' list")
-    frames = [_image(f, f"frame {i + 1}") for i, f in enumerate(request["frames"])]
+    frames = [parse_image(f, f"frame {i + 1}") for i, f in enumerate(request["frames"])]
     extra = {k: request.pop(k) for k in ("temporal_weight", "frame_steps") if k in request}
     request["content"] = request.pop("frames")[0]  # the worker's own checks for styles and options
     _, styles, options, _ = parse_request(json.dumps(request))
@@ -50,7 +50,7 @@ def main() -> int:
         count = len(frames)
 
         def progress(e) -> None:
-            data = _event_json(e.event)
+            data = event_json(e.event)
             if data["event"] == "progress":
                 data["fraction"] = (e.frame + (data.get("fraction") or 0.0)) / count
                 data["message"] = f"frame {e.frame + 1}/{count}, {data.get('message', '')}"

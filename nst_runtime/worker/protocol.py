@@ -54,7 +54,7 @@ def log(message: str) -> None:
     print(f"nst worker: {message}", file=sys.stderr, flush=True)
 
 
-class _Out:
+class LineWriter:
     """Line-buffered, thread-safe JSON output on the real stdout (nothing else may write there).
 
     A write that fails means the reader is gone (a killed plug-in): ``on_gone`` runs once, so the
@@ -122,7 +122,7 @@ def _settled(buffer: bytearray) -> bool:
     return True
 
 
-def _image(spec: object, role: str) -> object:
+def parse_image(spec: object, role: str) -> object:
     if not isinstance(spec, dict):
         raise NSTError(f"{role} must be an object with 'path', 'rgba' or 'rgba_path'")
     if "rgba_path" in spec:
@@ -260,14 +260,14 @@ class Commands:
             log(f"ignoring unknown command {command!r}")
 
 
-def serve(job: Callable[[_Out, threading.Event], dict]) -> int:
+def serve(job: Callable[[LineWriter, threading.Event], dict]) -> int:
     """Run ``job(out, cancel)`` in a thread and end with its one final line: done, error or cancelled.
 
     The main thread only waits, so SIGTERM/SIGINT set ``cancel`` at once; the job's return value
     is the "done" object. Shared by this worker (stylize and estimate requests) and the frame worker.
     """
     cancel = threading.Event()
-    out = _Out(on_gone=cancel.set)
+    out = LineWriter(on_gone=cancel.set)
     import signal
 
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -301,7 +301,7 @@ def serve(job: Callable[[_Out, threading.Event], dict]) -> int:
     return EXIT_ERROR
 
 
-def _event_json(event) -> dict:
+def event_json(event) -> dict:
     if event.kind == "progress":
         data = {k: (v if not isinstance(v, float) or math.isfinite(v) else None) for k, v in event.to_json().items()}
         data["event"] = data.pop("kind")

@@ -22,11 +22,11 @@ from pathlib import Path
 from ..errors import NSTError
 from .protocol import (
     Commands,
+    LineWriter,
     PreviewSpec,
-    _event_json,
-    _image,
-    _Out,
+    event_json,
     load_request,
+    parse_image,
     parse_options,
     parse_preview,
     preview_json,
@@ -36,7 +36,7 @@ from .protocol import (
 
 
 @dataclass
-class Job:
+class StylizeRequest:
     """A parsed stylize request."""
 
     content: object
@@ -72,16 +72,16 @@ def _mask_list(request: dict, key: str, count: int) -> list | None:
     if len(spec) != count:
         raise NSTError(f"'{key}' has {len(spec)} entries for {count} style image(s): give one per style")
     role = key.rstrip("s").replace("_", " ")
-    return [None if m is None else _image(m, f"{role} {i + 1}") for i, m in enumerate(spec)]
+    return [None if m is None else parse_image(m, f"{role} {i + 1}") for i, m in enumerate(spec)]
 
 
-def parse_job(request: dict) -> Job:
-    """A stylize request as a Job (inputs decoded, options validated)."""
-    content = _image(request.get("content"), "content")
+def parse_job(request: dict) -> StylizeRequest:
+    """A stylize request (inputs decoded, options validated)."""
+    content = parse_image(request.get("content"), "content")
     styles_spec = request.get("styles")
     if not isinstance(styles_spec, list) or not styles_spec:
         raise NSTError("request needs a non-empty 'styles' list")
-    styles = [_image(s, "style") for s in styles_spec]
+    styles = [parse_image(s, "style") for s in styles_spec]
     opts = parse_options(request.get("options"), len(styles), request.get("style_blend"))
     output = request.get("output")
     out_path = None
@@ -103,11 +103,11 @@ def parse_job(request: dict) -> Job:
         inputs += [("mask", m) for m in (*(masks or ()), *(style_masks or ()))]
         check_not_an_input(out_path.path if isinstance(out_path, RawOutput) else out_path, inputs)
     protocol, preview = request.get("protocol", 1), parse_preview(request.get("preview"))
-    return Job(content, styles, opts, out_path, protocol, preview, masks, style_masks)
+    return StylizeRequest(content, styles, opts, out_path, protocol, preview, masks, style_masks)
 
 
 def main() -> int:
-    def job(out: _Out, cancel: threading.Event) -> dict:
+    def job(out: LineWriter, cancel: threading.Event) -> dict:
         request = load_request(read_request(sys.stdin.buffer))
         if "estimate" in request and "content" not in request:
             from .estimates import serve as serve_estimates
@@ -128,7 +128,7 @@ def main() -> int:
             parsed.options,
             masks=parsed.masks,
             style_masks=parsed.style_masks,
-            progress=_progress_sender(out.send, parsed.preview),
+            progress=progress_sender(out.send, parsed.preview),
             cancel=cancel,
             finish=finish,
             preview_interval=parsed.preview.interval_s if parsed.preview else None,
@@ -138,7 +138,7 @@ def main() -> int:
     return serve(job)
 
 
-def _progress_sender(send: Callable[[dict], None], preview: PreviewSpec | None) -> Callable[[object], None]:
+def progress_sender(send: Callable[[dict], None], preview: PreviewSpec | None) -> Callable[[object], None]:
     """The engine's progress callback: every event as JSON, previews only when asked for and not too often."""
     import time
 
@@ -152,7 +152,7 @@ def _progress_sender(send: Callable[[dict], None], preview: PreviewSpec | None) 
             last_preview[0] = now
             send(preview_json(event, preview.max_side))
         else:
-            send(_event_json(event))
+            send(event_json(event))
 
     return progress
 
