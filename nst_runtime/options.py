@@ -1,14 +1,22 @@
-"""Every knob of a run, validated in one place before any compute starts.
+"""Every knob of a run: one table, validated in one place before any compute starts.
 
-The CLI, the worker and ``stylize()`` all build an ``Options``; a nonsense value fails here with
-a message that names the option, so no front end has to repeat the checks.
+``Options``' fields are the table. Each user-facing field carries an ``Option`` record (its help,
+how a command line spells it, which front ends offer it), and everything else is derived from
+it: ``stylize()``'s keywords and their documentation, the ``nst`` flags and their help
+(``nst_runtime.cli.common``), the worker's JSON keys (``nst_runtime.worker.protocol``). A new
+option is one field here. ``make_options`` turns user terms (a strength, one number of steps, a
+memory size such as "4G", size 0, an init image's path) into fields; ``Options.validate`` fails
+on a nonsense value with a message that names the option, so no front end repeats the checks.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 from .errors import NSTError
 from .units import MIN_MEMORY, parse_memory
@@ -19,15 +27,32 @@ DEVICES = ("auto", "cpu", "cuda")
 OPTIMIZERS = ("lbfgs", "adam")
 INITS = ("content", "noise")
 WEIGHT_SOURCES = ("vgg19", "vgg16", "torchvision-vgg19")
+POOLINGS = ("max", "avg")
 
 MIN_SIZE = 32
 DEFAULT_SIZE = 512
-# Steps of a frame that starts from the warped previous frame (the first frame of a shot gets the
-# full schedule), and the temporal term's weight in user terms: measured on the benchmark
-# (docs/benchmarks.md, "Temporal consistency").
-FRAME_STEPS = 20
-DEFAULT_TEMPORAL_WEIGHT = 1.0
 MIN_TILE = 64  # tile sizes are rounded down to a multiple of 16 (the pool grids must align)
+FRONTS = frozenset({"python", "cli", "worker"})
+
+
+@dataclass(frozen=True)
+class Option:
+    """How the front ends offer one field of ``Options`` (see the module docstring).
+
+    ``kind`` says how a command line spells the value: "int", "number", "ints" (comma-separated),
+    "numbers", "choice" (one of ``choices``) or "text"; JSON and Python take the value itself.
+    """
+
+    help: str
+    kind: str = "text"
+    choices: tuple[str, ...] = ()
+    metavar: str | None = None
+    fronts: frozenset[str] = FRONTS
+
+
+def option(default: Any, help: str, kind: str = "text", **spec: Any) -> Any:
+    """A field of ``Options`` that the front ends offer."""
+    return field(default=default, metadata={"option": Option(help, kind, **spec)})
 
 
 def strength_to_style_weight(strength: float) -> float:
@@ -39,42 +64,97 @@ def strength_to_style_weight(strength: float) -> float:
 
 @dataclass(frozen=True)
 class Options:
-    size: int | None = DEFAULT_SIZE  # longest side of the computation; None = the content's own size
-    quality: str = "normal"
-    steps: tuple[int, ...] | None = None  # explicit steps per scale (one value = every scale)
-    style_weight: float = 1.0
-    content_weight: float = 1.0
-    tv_weight: float = 0.0
-    style_blend: tuple[float, ...] | None = None
-    style_scale: float = 1.0
-    preserve_color: str = "none"
-    init: str = "content"
-    init_image: object | None = None  # path, PIL image or array, used when given
-    optimizer: str = "lbfgs"
-    seed: int = 0
-    device: str = "auto"
-    weights: str = "vgg19"
-    pooling: str = "max"
+    size: int | None = option(
+        DEFAULT_SIZE,
+        "longest side of the computation in pixels (0: the content's own size); "
+        "the result is scaled back to the content's size",
+        "int",
+    )
+    quality: str = option(
+        "normal", "how many coarse-to-fine scales and steps: draft is quick, high is thorough", "choice",
+        choices=QUALITIES,
+    )  # fmt: skip
+    steps: tuple[int, ...] | None = option(
+        None,
+        "steps per scale instead of the quality's: one number for every scale, or one per scale "
+        "from coarse to fine (their count sets the number of scales)",
+        "ints",
+        metavar="N[,N...]",
+    )
+    strength: float | None = option(
+        None, "style strength in user terms (0.5 = the default balance); replaces style-weight", "number",
+        metavar="0..1",
+    )  # fmt: skip
+    style_weight: float = option(1.0, "multiplier of the style loss", "number")
+    content_weight: float = option(1.0, "multiplier of the content loss", "number")
+    tv_weight: float = option(0.0, "total-variation smoothing (0: off; 1: gentle)", "number")
+    style_blend: tuple[float, ...] | None = option(
+        None, "one weight per style image, e.g. 0.7,0.3 (default: equal)", "numbers", metavar="W[,W...]"
+    )
+    style_scale: float = option(
+        1.0, "the style image's size relative to the output (larger: bigger brush strokes)", "number"
+    )
+    preserve_color: str = option(
+        "none",
+        "keep the content's colours: luminance (style on luminance only) or "
+        "histogram (style colours matched to the content first)",
+        "choice",
+        choices=PRESERVE_COLORS,
+    )
+    init: str = option(
+        "content",
+        "start from the content image, from seeded random noise, or from an image file",
+        metavar="content|noise|PATH",
+    )
+    init_image: object | None = option(
+        None, "an image to start from (a path, PIL image or array); init=PATH does the same", fronts={"python"}
+    )
+    optimizer: str = option("lbfgs", "L-BFGS (default) or Adam", "choice", choices=OPTIMIZERS)
+    seed: int = option(0, "random seed; a CPU run is reproducible bit for bit", "int")
+    device: str = option(
+        "auto", "where VGG runs: auto uses CUDA when onnxruntime and torch can really use it", "choice",
+        choices=DEVICES,
+    )  # fmt: skip
+    weights: str = option(
+        "vgg19", "VGG weights (see nst-export --help); vgg19 works offline", "choice", choices=WEIGHT_SOURCES
+    )
+    pooling: str = option("max", "VGG pooling (avg: smoother)", "choice", choices=POOLINGS)
+    max_memory: int | None = option(
+        None,
+        "memory the whole run may use, e.g. 8G or 1500M (default: 3/4 of what is available); "
+        "larger images are then computed in exact tiles, and a run that cannot fit is refused at once",
+        metavar="SIZE",
+    )
+    tile_size: int | None = option(
+        None, "force tiled evaluation with N×N-pixel tiles (rounded down to a multiple of 16)", "int", metavar="N"
+    )
+    # The engine's own knobs, which no front end offers:
     fused: bool = True  # use the fused loss-and-gradient graph when the objective is its built-in one
-    max_memory: int | None = None  # bytes the whole run may use (None: a safe share of what is available)
-    tile_size: int | None = None  # force tiled evaluation with tiles of this many pixels a side
     scales: int | None = None  # coarse-to-fine scale count (None: from the preset; 1: the full size only)
 
+    def __post_init__(self) -> None:
+        """``strength`` is the style weight in user terms: where given, it sets ``style_weight``."""
+        if self.strength is not None:
+            if isinstance(self.strength, bool) or not isinstance(self.strength, int | float):
+                raise NSTError(f"strength must be a number between 0 and 1, got {self.strength!r}")
+            derived = strength_to_style_weight(float(self.strength))
+            if self.style_weight not in (1.0, derived):
+                raise NSTError("give either strength or style-weight, not both")
+            object.__setattr__(self, "style_weight", derived)
+
     def validate(self, n_styles: int) -> Options:
-        _choice("quality", self.quality, QUALITIES)
-        _choice("preserve-color", self.preserve_color, PRESERVE_COLORS)
-        _choice("device", self.device, DEVICES)
-        _choice("optimizer", self.optimizer, OPTIMIZERS)
-        _choice("init", self.init, INITS)
-        _choice("weights", self.weights, WEIGHT_SOURCES)
-        _choice("pooling", self.pooling, ("max", "avg"))
+        for f, spec in option_fields():
+            if spec.kind == "choice":
+                _choice(f.name.replace("_", "-"), getattr(self, f.name), spec.choices)
         if self.size is not None and (not isinstance(self.size, int) or self.size < MIN_SIZE):
             raise NSTError(f"size must be at least {MIN_SIZE} pixels, got {self.size}")
         for name in ("style_weight", "content_weight", "tv_weight"):
             value = getattr(self, name)
-            if not math.isfinite(value) or value < 0:
+            if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
                 raise NSTError(f"{name.replace('_', '-')} must be a non-negative number, got {value}")
-        if not math.isfinite(self.style_scale) or not 0.05 <= self.style_scale <= 8:
+        if not isinstance(self.style_scale, int | float) or not (
+            math.isfinite(self.style_scale) and 0.05 <= self.style_scale <= 8
+        ):
             raise NSTError(f"style-scale must be between 0.05 and 8, got {self.style_scale}")
         if self.steps is not None and (not self.steps or any(not isinstance(s, int) or s < 0 for s in self.steps)):
             raise NSTError(f"steps must be non-negative integers, got {list(self.steps)}")
@@ -102,6 +182,44 @@ class Options:
         return [w / total for w in weights]
 
 
+@dataclass(frozen=True)
+class FrameOptions:
+    """The knobs of an animation beyond a still's (``nst video``, the frame worker, ``stylize_frames``)."""
+
+    # Measured on the benchmark (docs/benchmarks.md, "Temporal consistency").
+    temporal_weight: float = option(
+        1.0,
+        "how strongly each frame keeps to the previous one (0: only start from it; higher: steadier)",
+        "number",
+    )
+    frame_steps: int = option(20, "steps of each frame after a shot's first", "int")
+
+    def validate(self) -> FrameOptions:
+        weight = self.temporal_weight
+        if not isinstance(weight, int | float) or isinstance(weight, bool) or not weight >= 0:
+            raise NSTError(f"temporal-weight must be a non-negative number, got {weight!r}")
+        if not isinstance(self.frame_steps, int) or isinstance(self.frame_steps, bool) or self.frame_steps < 1:
+            raise NSTError(f"frame-steps must be a positive integer, got {self.frame_steps!r}")
+        return self
+
+
+FRAME_STEPS = FrameOptions.frame_steps
+DEFAULT_TEMPORAL_WEIGHT = FrameOptions.temporal_weight
+
+
+def option_fields(table: type = Options, front: str | None = None) -> Iterator[tuple[Any, Option]]:
+    """(field, its Option) for each offered field of ``table``, in order; only ``front``'s if given."""
+    for f in fields(table):
+        spec = f.metadata.get("option")
+        if spec is not None and (front is None or front in spec.fronts):
+            yield f, spec
+
+
+def option_names(front: str, table: type = Options) -> tuple[str, ...]:
+    """The keys ``front`` ("python", "cli" or "worker") accepts."""
+    return tuple(f.name for f, _ in option_fields(table, front))
+
+
 def _choice(name: str, value: str, allowed: Sequence[str]) -> None:
     if value not in allowed:
         raise NSTError(f"unknown {name} {value!r} (expected {', '.join(allowed)})")
@@ -113,23 +231,48 @@ def compute_size(height: int, width: int, size: int | None) -> tuple[int, int]:
     return max(MIN_SIZE, round(height * factor)), max(MIN_SIZE, round(width * factor))
 
 
-def make_options(
-    *,
-    strength: float | None = None,
-    steps: int | Sequence[int] | None = None,
-    style_blend: Sequence[float] | None = None,
-    max_memory: int | str | None = None,
-    **values,
-) -> Options:
-    """Options from keyword values, turning user terms (strength, a single steps int, a memory
-    size such as "4G") into fields."""
-    if strength is not None:
-        if values.get("style_weight", 1.0) != 1.0:
-            raise NSTError("give either strength or style-weight, not both")
-        values["style_weight"] = strength_to_style_weight(float(strength))
+def make_options(**values: Any) -> Options:
+    """Options from keyword values in user terms: ``strength`` (0–1) sets the style weight, ``steps``
+    may be one number, ``max_memory`` a size such as "4G", ``size`` 0 the content's own size,
+    ``init`` an image (path, PIL image or array) to start from. An unknown keyword is a TypeError,
+    as for any Python call; ``style_weights`` is the old name of ``style_blend``."""
+    if "style_weights" in values:
+        warnings.warn("style_weights is now style_blend", DeprecationWarning, stacklevel=3)
+        if values.get("style_blend") is not None:
+            raise NSTError("give either style_weights or style_blend, not both")
+        values["style_blend"] = values.pop("style_weights")
+    known = {f.name for f in fields(Options)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise TypeError(f"unexpected option {unknown[0]!r}")
+    if values.get("size") == 0:
+        values["size"] = None
+    steps = values.get("steps")
     if steps is not None:
-        steps = (steps,) if isinstance(steps, int) else tuple(steps)
-    blend = tuple(float(b) for b in style_blend) if style_blend is not None else None
-    if max_memory is not None:
-        max_memory = parse_memory(max_memory)
-    return Options(steps=steps, style_blend=blend, max_memory=max_memory, **values)
+        values["steps"] = (steps,) if isinstance(steps, int) else tuple(steps)
+    blend = values.get("style_blend")
+    if blend is not None:
+        values["style_blend"] = tuple(float(b) for b in blend)
+    if values.get("max_memory") is not None:
+        values["max_memory"] = parse_memory(values["max_memory"])
+    init = values.get("init", "content")
+    if not (isinstance(init, str) and init in INITS):
+        values["init"], values["init_image"] = "content", init
+    return Options(**values)
+
+
+def keyword_parameters(table: type = Options) -> list[inspect.Parameter]:
+    """``stylize()``'s option keywords, as its signature shows them."""
+    return [
+        inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default, annotation=f.type)
+        for f, _ in option_fields(table, "python")
+    ]
+
+
+def keyword_docs(table: type = Options) -> str:
+    """The option keywords' help, for ``stylize()``'s docstring."""
+    lines = []
+    for f, spec in option_fields(table, "python"):
+        choices = f" ({', '.join(spec.choices)})" if spec.choices else ""
+        lines.append(f"    {f.name}={f.default!r}{choices}: {spec.help}")
+    return "\n".join(lines)

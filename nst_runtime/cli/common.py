@@ -12,7 +12,7 @@ import threading
 import time
 
 from ..errors import EXIT_USAGE
-from ..options import DEFAULT_SIZE, DEVICES, INITS, OPTIMIZERS, PRESERVE_COLORS, QUALITIES, WEIGHT_SOURCES
+from ..options import Options, make_options, option_fields, option_names
 from ..units import format_clock
 
 
@@ -64,89 +64,25 @@ def parse_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
 
 
+#: How a command line spells each kind of option (``Option.kind``).
+PARSERS = {"int": parse_int, "number": parse_number, "ints": parse_ints, "numbers": parse_numbers, "text": str}
+
+
+def add_options(p: argparse.ArgumentParser, table: type = Options) -> None:
+    """A flag for every option of ``table`` the command line offers: name, default, parsing,
+    choices and help all come from the table (``nst_runtime.options``)."""
+    for f, spec in option_fields(table, "cli"):
+        kwargs: dict[str, object] = {"default": f.default, "help": spec.help, "metavar": spec.metavar}
+        if spec.kind == "choice":
+            kwargs["choices"] = spec.choices
+        else:
+            kwargs["type"] = PARSERS[spec.kind]
+        p.add_argument("--" + f.name.replace("_", "-"), **kwargs)
+
+
 def add_run_options(p: argparse.ArgumentParser) -> None:
-    """The options shared by ``nst`` and ``nst demo``."""
-    p.add_argument(
-        "--size",
-        type=parse_int,
-        default=DEFAULT_SIZE,
-        help="longest side of the computation in pixels (0: the content's own size); "
-        "the result is scaled back to the content's size",
-    )
-    p.add_argument(
-        "--quality",
-        choices=QUALITIES,
-        default="normal",
-        help="how many coarse-to-fine scales and steps: draft is quick, high is thorough",
-    )
-    p.add_argument(
-        "--steps",
-        type=parse_ints,
-        metavar="N[,N...]",
-        help="steps per scale instead of --quality: one number for every scale, or one per "
-        "scale from coarse to fine (their count sets the number of scales)",
-    )
-    p.add_argument(
-        "--strength",
-        type=parse_number,
-        metavar="0..1",
-        help="style strength in user terms (0.5 = the default balance); replaces --style-weight",
-    )
-    p.add_argument("--style-weight", type=parse_number, default=1.0, help="multiplier of the style loss")
-    p.add_argument("--content-weight", type=parse_number, default=1.0, help="multiplier of the content loss")
-    p.add_argument("--tv-weight", type=parse_number, default=0.0, help="total-variation smoothing (0: off; 1: gentle)")
-    p.add_argument(
-        "--style-blend",
-        type=parse_numbers,
-        metavar="W[,W...]",
-        help="one weight per style image, e.g. 0.7,0.3 (default: equal)",
-    )
-    p.add_argument(
-        "--style-scale",
-        type=parse_number,
-        default=1.0,
-        help="the style image's size relative to the output (larger: bigger brush strokes)",
-    )
-    p.add_argument(
-        "--preserve-color",
-        choices=PRESERVE_COLORS,
-        default="none",
-        help="keep the content's colours: luminance (style on luminance only) or "
-        "histogram (style colours matched to the content first)",
-    )
-    p.add_argument(
-        "--init",
-        default="content",
-        metavar="content|noise|PATH",
-        help="start from the content image, from seeded random noise, or from an image file",
-    )
-    p.add_argument("--optimizer", choices=OPTIMIZERS, default="lbfgs", help="L-BFGS (default) or Adam")
-    p.add_argument("--seed", type=parse_int, default=0, help="random seed; a CPU run is reproducible bit for bit")
-    p.add_argument(
-        "--device",
-        choices=DEVICES,
-        default="auto",
-        help="where VGG runs: auto uses CUDA when onnxruntime and torch can really use it",
-    )
-    p.add_argument(
-        "--weights",
-        choices=WEIGHT_SOURCES,
-        default="vgg19",
-        help="VGG weights (see nst-export --help); vgg19 works offline",
-    )
-    p.add_argument("--pooling", choices=("max", "avg"), default="max", help="VGG pooling (avg: smoother)")
-    p.add_argument(
-        "--max-memory",
-        metavar="SIZE",
-        help="memory the whole run may use, e.g. 8G or 1500M (default: 3/4 of what is available); "
-        "larger images are then computed in exact tiles, and a run that cannot fit is refused at once",
-    )
-    p.add_argument(
-        "--tile-size",
-        type=parse_int,
-        metavar="N",
-        help="force tiled evaluation with N×N-pixel tiles (rounded down to a multiple of 16)",
-    )
+    """The options of a run (the table's), and the flags of every command that runs one."""
+    add_options(p)
     p.add_argument("--graphs", metavar="DIR", help="use the graphs exported to DIR by nst-export --out DIR")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress, only errors")
 
@@ -163,21 +99,9 @@ def add_ray_option(p: argparse.ArgumentParser, what: str) -> None:
     )
 
 
-def options_from_args(args: argparse.Namespace):
+def options_from_args(args: argparse.Namespace) -> Options:
     """An ``Options`` from parsed arguments (raises NSTError for nonsense values)."""
-    from ..options import make_options
-
-    init, init_image = args.init, None
-    if init not in INITS:
-        init, init_image = "content", args.init
-    return make_options(
-        size=None if args.size == 0 else args.size, quality=args.quality, steps=args.steps,
-        strength=args.strength, style_weight=args.style_weight, content_weight=args.content_weight,
-        tv_weight=args.tv_weight, style_blend=args.style_blend, style_scale=args.style_scale,
-        preserve_color=args.preserve_color, init=init, init_image=init_image, optimizer=args.optimizer,
-        seed=args.seed, device=args.device, weights=args.weights, pooling=args.pooling,
-        max_memory=args.max_memory, tile_size=args.tile_size,
-    )  # fmt: skip
+    return make_options(**{name: getattr(args, name) for name in option_names("cli")})
 
 
 class cancel_on_signals:

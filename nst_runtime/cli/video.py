@@ -16,10 +16,11 @@ from dataclasses import replace
 from ..errors import EXIT_CANCELLED, EXIT_ERROR, NSTError, describe_failure
 from ..jobs.video import stylize_video
 from ..jobs.video_work import WORK_SUFFIX, VideoSettings, job_record
-from ..options import DEFAULT_TEMPORAL_WEIGHT, FRAME_STEPS
+from ..options import FrameOptions, option_names
 from .common import (
     Parser,
     Presenter,
+    add_options,
     add_ray_option,
     add_run_options,
     cancel_on_signals,
@@ -39,13 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", help="video file, animated image, or folder of numbered images")
     p.add_argument("styles", nargs="+", metavar="style", help="one or more style images")
     p.add_argument("-o", "--output", required=True, help="video, .gif/.webp, or a folder for numbered PNGs")
-    p.add_argument(
-        "--temporal-weight",
-        type=parse_number,
-        default=DEFAULT_TEMPORAL_WEIGHT,
-        help="how strongly each frame keeps to the previous one (0: only start from it; higher: steadier)",
-    )
-    p.add_argument("--frame-steps", type=int, default=FRAME_STEPS, help="steps of each frame after a shot's first")
+    add_options(p, FrameOptions)
     p.add_argument("--fps", type=parse_number, help="frame rate of a folder of images (videos keep their own)")
     p.add_argument("--work", metavar="DIR", help=f"work folder (default: OUTPUT{WORK_SUFFIX})")
     p.add_argument("--resume", action="store_true", help="continue the frames an interrupted run left")
@@ -75,7 +70,8 @@ def main(argv: list[str]) -> int:
 
 def _run(args: argparse.Namespace, say: FramePresenter) -> int:
     options = options_from_args(args)
-    settings = VideoSettings(args.temporal_weight, args.frame_steps, args.graphs, args.ray, args.segment, args.overlap)
+    frames = FrameOptions(**{name: getattr(args, name) for name in option_names("cli", FrameOptions)})
+    settings = VideoSettings(frames, args.graphs, args.ray, args.segment, args.overlap)
     cancel = threading.Event()
     with cancel_on_signals(cancel):
         outcome = stylize_video(

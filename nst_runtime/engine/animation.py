@@ -16,13 +16,12 @@ from dataclasses import dataclass, replace
 import numpy as np
 from PIL import Image
 
-from ..errors import NSTError
 from ..events import Event
 from ..imaging.images import load_image, to_pil
 from ..imaging.motion import Motion, is_shot_cut, motion
 from ..imaging.tensors import resize_array
 from ..objective.temporal import TemporalTerm
-from ..options import DEFAULT_TEMPORAL_WEIGHT, FRAME_STEPS, Options, compute_size, make_options
+from ..options import DEFAULT_TEMPORAL_WEIGHT, FRAME_STEPS, FrameOptions, Options, compute_size, make_options
 from .runner import run
 
 
@@ -76,8 +75,7 @@ def stylize_frames(
     style_list = list(styles) if isinstance(styles, list | tuple) else [styles]
     options.validate(len(style_list))
     style_list = [load_image(s, "style") for s in style_list]  # decoded once, not once per frame
-    if not temporal_weight >= 0:
-        raise NSTError(f"temporal-weight must be a non-negative number, got {temporal_weight}")
+    FrameOptions(temporal_weight, frame_steps).validate()
     emit = progress or (lambda _e: None)
     for index, frame in enumerate(frames, start=start):
         data = load_image(frame, f"frame {index + 1}")

@@ -9,10 +9,12 @@ targets computed at that scale. It reports through ``progress`` callbacks and st
 from __future__ import annotations
 
 import contextlib
+import inspect
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -26,7 +28,7 @@ from ..imaging.images import ImageData, load_image, to_pil
 from ..imaging.tensors import resize, to_array, to_tensor
 from ..objective import regions
 from ..objective.terms import PixelTerm
-from ..options import DEFAULT_SIZE, Options, make_options
+from ..options import Options, keyword_docs, keyword_parameters, make_options
 from ..planning import memory
 from ..planning.schedule import Scale
 from ..vgg.features import get_vgg
@@ -50,53 +52,37 @@ def stylize(
     content: object,
     styles: object | Sequence[object],
     *,
-    style_weights: Sequence[float] | None = None,
-    size: int | None = DEFAULT_SIZE,
-    quality: str = "normal",
-    steps: int | Sequence[int] | None = None,
-    strength: float | None = None,
-    style_weight: float = 1.0,
-    content_weight: float = 1.0,
-    tv_weight: float = 0.0,
-    style_scale: float = 1.0,
-    preserve_color: str = "none",
-    init: str = "content",
-    init_image: object | None = None,
-    optimizer: str = "lbfgs",
-    seed: int = 0,
-    device: str = "auto",
-    weights: str = "vgg19",
-    pooling: str = "max",
-    max_memory: int | str | None = None,
-    tile_size: int | None = None,
     masks: Sequence[object | None] | None = None,
     style_masks: Sequence[object | None] | None = None,
     progress: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
+    **options: Any,
 ) -> Image.Image:
     """Paint ``content`` in the style of ``styles``; returns a PIL image the size of ``content``.
 
-    ``content`` and each style may be a path, a PIL image or a numpy array. ``style_weights`` blends
-    several styles; ``strength`` (0–1) is the style weight in user terms and overrides
-    ``style_weight``. ``size`` caps the longest side of the computation (None: the content's own
-    size); the result is scaled back. ``max_memory`` ("8G", "1500M" or bytes; default: a safe
-    share of the memory available) bounds the whole run: large images are then evaluated in
-    exact tiles, and a run that cannot fit is refused before it starts; ``tile_size`` forces
-    tiles of that size. ``masks`` (one per style, in the content's size; a path, PIL
-    image or array, greyscale 0–1 or 0–255, soft edges allowed, None for the whole image) paint
-    each style only in its region, with guided Gram matrices; where no mask reaches the result
-    is the photo. ``style_masks`` (one per style, None for all of it) take a style's statistics
-    from part of its painting. ``progress`` receives Status, Note and Progress events;
-    setting ``cancel`` raises ``Cancelled`` within about a second. Raises ``NSTError`` with a
-    one-line message for bad input.
+    ``content`` and each style may be a path, a PIL image or a numpy array. ``masks`` (one per
+    style, in the content's size; a path, PIL image or array, greyscale 0–1 or 0–255, soft edges
+    allowed, None for the whole image) paint each style only in its region, with guided Gram
+    matrices; where no mask reaches the result is the photo. ``style_masks`` (one per style, None
+    for all of it) take a style's statistics from part of its painting. ``progress`` receives
+    Status, Note and Progress events; setting ``cancel`` raises ``Cancelled`` within about a
+    second. Raises ``NSTError`` with a one-line message for bad input.
+
+    The options (the keywords of ``nst_runtime.options.Options``, the same as the ``nst`` flags
+    and the worker's keys; ``size=None`` or 0 is the content's own size, ``max_memory`` takes
+    "8G", "1500M" or bytes):
     """
-    options = make_options(
-        size=size, quality=quality, steps=steps, strength=strength, style_weight=style_weight,
-        content_weight=content_weight, tv_weight=tv_weight, style_blend=style_weights, style_scale=style_scale,
-        preserve_color=preserve_color, init=init, init_image=init_image, optimizer=optimizer, seed=seed,
-        device=device, weights=weights, pooling=pooling, max_memory=max_memory, tile_size=tile_size,
-    )  # fmt: skip
-    return run(content, styles, options, masks=masks, style_masks=style_masks, progress=progress, cancel=cancel).image
+    return run(
+        content, styles, make_options(**options), masks=masks, style_masks=style_masks, progress=progress,
+        cancel=cancel,
+    ).image  # fmt: skip
+
+
+stylize.__doc__ = f"{stylize.__doc__}\n{keyword_docs()}\n"
+stylize.__signature__ = inspect.signature(stylize).replace(  # type: ignore[attr-defined]
+    parameters=[p for p in inspect.signature(stylize).parameters.values() if p.kind != p.VAR_KEYWORD]
+    + keyword_parameters()
+)
 
 
 def run(

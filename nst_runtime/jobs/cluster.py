@@ -287,7 +287,7 @@ def plan_segments(count: int, starts: list[int], length: int, overlap: int) -> l
     return segments
 
 
-def _segment_task(segment, frames, styles, options, temporal_weight, frame_steps, graphs_dir, hub):
+def _segment_task(segment, frames, styles, options, frame_options, graphs_dir, hub):
     """One segment on a worker: [(frame index, PNG bytes of the work frame)] for its own frames, or ("error", msg)."""
     from PIL import Image
 
@@ -306,7 +306,8 @@ def _segment_task(segment, frames, styles, options, temporal_weight, frame_steps
     out = []
     try:
         for done in stylize_frames(
-            frames, styles, options, temporal_weight=temporal_weight, frame_steps=frame_steps, start=segment.first,
+            frames, styles, options, temporal_weight=frame_options.temporal_weight,
+            frame_steps=frame_options.frame_steps, start=segment.first,
             progress=progress, graphs_dir=graphs_dir,
         ):  # fmt: skip
             if done.index >= segment.start:
@@ -342,7 +343,7 @@ def run_video(
     styles_ref = ray.put(list(styles))
     refs = {
         s.key: remote.remote(
-            s, frames[s.first : s.end], styles_ref, options, settings.temporal_weight, settings.frame_steps,
+            s, frames[s.first : s.end], styles_ref, options, settings.frames,
             settings.graphs_dir, dispatcher.hub,
         )
         for s in segments

@@ -108,7 +108,8 @@ def run_local(
         try:
             frames, previous = resume_point(clip, options, work_dir, done)
             for result in stylize_frames(
-                frames, styles, options, temporal_weight=settings.temporal_weight, frame_steps=settings.frame_steps,
+                frames, styles, options, temporal_weight=settings.frames.temporal_weight,
+                frame_steps=settings.frames.frame_steps,
                 count=clip.count, previous=previous, start=done, progress=reporter.event, cancel=cancel,
                 graphs_dir=settings.graphs_dir,
             ):  # fmt: skip

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +15,7 @@ from ..errors import NSTError
 from ..imaging.frameio import Clip
 from ..imaging.images import save_image, to_u8, write_atomically
 from ..imaging.tensors import resize_array
-from ..options import DEFAULT_TEMPORAL_WEIGHT, FRAME_STEPS
+from ..options import FrameOptions
 
 WORK_SUFFIX = ".nst-work"
 JOB_FILE = "job.json"
@@ -26,18 +26,16 @@ WORK_FRAME = "frame_{:06d}.png"
 class VideoSettings:
     """How the frames are stylized besides the engine's options."""
 
-    temporal_weight: float = DEFAULT_TEMPORAL_WEIGHT  # how strongly a frame keeps to the one before
-    frame_steps: int = FRAME_STEPS  # steps of each frame after a shot's first
+    frames: FrameOptions = field(
+        default_factory=FrameOptions
+    )  # the temporal weight, the steps of a frame after a shot's first
     graphs_dir: str | None = None
     ray: str | None = None  # a Ray cluster's address ("": the default one); None: here
     segment: int = 48  # with ray: frames per task within a shot
     overlap: int = 4  # with ray: frames a segment re-stylizes before its own
 
     def check(self) -> VideoSettings:
-        if self.frame_steps < 1:
-            raise NSTError(f"frame-steps must be at least 1, got {self.frame_steps}")
-        if not self.temporal_weight >= 0:
-            raise NSTError(f"temporal-weight must be a non-negative number, got {self.temporal_weight}")
+        self.frames.validate()
         return self
 
 

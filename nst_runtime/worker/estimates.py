@@ -44,8 +44,7 @@ def answer(spec: object, speed_of: Callable[[object], Speed]) -> dict:
     query_id = spec.get("id") if isinstance(spec, dict) else None
     try:
         query = parse_query(spec)
-        blend = query.options.get("style_blend")
-        options = parse_options({k: v for k, v in query.options.items() if k != "style_blend"}, query.styles, blend)
+        options = parse_options(query.options, query.styles)
         result = estimate(query.height, query.width, options, query.styles, speed_of(options))
         return {"estimate": {"id": query_id, **result.to_json()}}
     except NSTError as exc:

@@ -14,12 +14,14 @@ import json
 import sys
 
 from ..errors import NSTError
+from ..options import FrameOptions, option_names
 from .protocol import MAX_REQUEST_BYTES, event_json, parse_image, serve
 from .stylize import parse_request
 
 
 def parse_frames_request(text: str):
-    """(frames, styles, Options, temporal_weight, frame_steps); options are checked as the worker checks them."""
+    """(frames, styles, Options, FrameOptions); options are checked as the worker checks them, and
+    ``temporal_weight`` and ``frame_steps`` (the keys of ``options.FrameOptions``) beside them."""
     try:
         request = json.loads(text)
     except ValueError as exc:
@@ -27,26 +29,20 @@ def parse_frames_request(text: str):
     if not isinstance(request, dict) or not isinstance(request.get("frames"), list) or not request["frames"]:
         raise NSTError("request needs a non-empty 'frames' list")
     frames = [parse_image(f, f"frame {i + 1}") for i, f in enumerate(request["frames"])]
-    extra = {k: request.pop(k) for k in ("temporal_weight", "frame_steps") if k in request}
+    extra = {k: request.pop(k) for k in option_names("worker", FrameOptions) if k in request}
     request["content"] = request.pop("frames")[0]  # the worker's own checks for styles and options
     _, styles, options, _ = parse_request(json.dumps(request))
-    from ..options import DEFAULT_TEMPORAL_WEIGHT, FRAME_STEPS
-
-    weight, steps = extra.get("temporal_weight", DEFAULT_TEMPORAL_WEIGHT), extra.get("frame_steps", FRAME_STEPS)
-    if not isinstance(weight, int | float) or isinstance(weight, bool) or not weight >= 0:
-        raise NSTError(f"temporal_weight must be a non-negative number, got {weight!r}")
-    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
-        raise NSTError(f"frame_steps must be a positive integer, got {steps!r}")
-    return frames, styles, options, float(weight), steps
+    return frames, styles, options, FrameOptions(**extra).validate()
 
 
 def main() -> int:
     def job(out, cancel) -> dict:
-        frames, styles, options, weight, steps = parse_frames_request(sys.stdin.read(MAX_REQUEST_BYTES))
-        from ..engine.animation import stylize_frames
+        frames, styles, options, frame_options = parse_frames_request(sys.stdin.read(MAX_REQUEST_BYTES))
         from ..vgg import prewarm
 
         prewarm.start(options.weights, options.pooling, options.device)
+        from ..engine.animation import stylize_frames  # after the prewarm: it imports torch
+
         count = len(frames)
 
         def progress(e) -> None:
@@ -57,8 +53,8 @@ def main() -> int:
             out.send({**data, "frame": e.frame, "frames": count})
 
         for done in stylize_frames(
-            frames, styles, options, temporal_weight=weight, frame_steps=steps, count=count, progress=progress,
-            cancel=cancel,
+            frames, styles, options, temporal_weight=frame_options.temporal_weight,
+            frame_steps=frame_options.frame_steps, count=count, progress=progress, cancel=cancel,
         ):  # fmt: skip
             width, height = done.image.size
             rgba = base64.b64encode(done.image.convert("RGBA").tobytes()).decode("ascii")

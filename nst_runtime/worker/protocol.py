@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import IO
 
 from ..errors import EXIT_CANCELLED, EXIT_ERROR, Cancelled, NSTError, describe_failure
+from ..options import Options, make_options, option_names
 
 MAX_REQUEST_BYTES = 1 << 31
 PROTOCOLS = (1, 2)
@@ -28,26 +29,6 @@ PREVIEW_MAX_SIDE = 512  # the protocol's limits: at most 512 px on the longest s
 PREVIEW_MIN_SIDE = 16
 PREVIEW_MIN_INTERVAL_S = 1.0
 CANCEL_JOIN_S = 0.7  # the engine aborts its current graph run within ~0.1 s; never wait longer
-
-_OPTION_KEYS = {
-    "strength",
-    "style_weight",
-    "content_weight",
-    "tv_weight",
-    "size",
-    "quality",
-    "steps",
-    "preserve_color",
-    "seed",
-    "device",
-    "style_scale",
-    "weights",
-    "pooling",
-    "optimizer",
-    "init",
-    "max_memory",
-    "tile_size",
-}
 
 
 def log(message: str) -> None:
@@ -179,24 +160,22 @@ def load_request(text: str) -> dict:
     return request
 
 
-def parse_options(options: object, n_styles: int, style_blend: object = None):
-    """An ``Options`` from a request's "options" object (the keys of docs/worker-protocol.md)."""
-    from ..options import make_options
-
+def parse_options(options: object, n_styles: int, style_blend: object = None) -> Options:
+    """An ``Options`` from a request's "options" object, whose keys are the option table's
+    (``nst_runtime.options``); ``style_blend`` may also come beside it, at the request's top."""
     options = options or {}
     if not isinstance(options, dict):
         raise NSTError("'options' must be an object")
-    unknown = sorted(set(options) - _OPTION_KEYS)
+    unknown = sorted(set(options) - set(option_names("worker")))
     if unknown:
         raise NSTError(f"unknown option {unknown[0]!r}")
     values = {**_environment_options(), **options}
-    if values.get("size") in (0, None):
-        values["size"] = None
-    init = values.pop("init", "content")
-    if init not in ("content", "noise"):
-        values["init_image"], init = init, "content"
+    if style_blend is not None:
+        if values.get("style_blend") is not None:
+            raise NSTError("give style_blend once: beside 'options' or in it")
+        values["style_blend"] = style_blend
     try:
-        opts = make_options(style_blend=style_blend, init=init, **values)
+        opts = make_options(**values)
     except TypeError as exc:
         raise NSTError(f"bad option value: {exc}") from None
     return opts.validate(n_styles)
