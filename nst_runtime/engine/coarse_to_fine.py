@@ -187,11 +187,11 @@ class CoarseToFine:
         """The scale's opening steps on the shallow style layers alone, through a graph cut after
         relu3_1 (about 0.35 of a full evaluation).
 
-        An upsampled image lacks the fine detail the deep layers' statistics hinge on: blurring
-        the painting itself by 2× raises its own relu4_1 style loss from 0 to ~3·10⁶. The full
-        objective then spends most of a scale's steps re-growing that detail at full price; the
-        shallow layers grow it for a third of the price, and the full objective starts ~10×
-        lower (measured on the standard job: docs/benchmarks.md).
+        An upsampled image lacks the fine detail the deep layers' statistics hinge on (blurring
+        the painting itself raises its own relu4_1 style loss far above 0). The full objective
+        then spends most of a scale's steps re-growing that detail at full price; the shallow
+        layers grow it for a third of the price, and the full objective starts much lower
+        (docs/benchmarks.md §8).
         """
         scale = self.scales[index]
         detail = objective.restricted(DETAIL_LAYERS)

@@ -47,25 +47,22 @@ TIMED_EVALUATIONS = 3  # per size, after one untimed first evaluation
 # recursion does four image-sized operations (two dot products, two axpys) per curvature pair,
 # and about a dozen more per step (the free-pixel mask, the slope, the line search's point, the
 # new pair): priced here as FIXED_PAIRS_PER_STEP pairs. On a busy machine that is no small
-# thing: under load 12, 40 steps at 128×88 spent 56 s in the two-loop against 21 s evaluating
-# (each small torch operation waits ~17 ms for its threads); on an idle one it is milliseconds.
+# thing (each small torch operation waits for its threads); on an idle one it is milliseconds.
 # The pairs L-BFGS really holds stay well below its history: failed line searches and refused
-# curvature pairs reset it. Measured on real runs (shipwreck × The Scream, 128×88): 100 steps
-# cost 1.6 s each against 0.5 s evaluating, i.e. about 22 pairs on average, which a history that
-# refills up to 25 gives; 40 steps cost 2.3 s (17 pairs by the same rule, 24 measured).
+# curvature pairs reset it, and a history that refills up to EFFECTIVE_HISTORY matches real
+# runs (docs/benchmarks.md §8).
 TIMED_PAIRS = 20
 FIXED_PAIRS_PER_STEP = 3.0
 EFFECTIVE_HISTORY = 25
 # Evaluations a scale spends beyond one per step: the first evaluation, and the projected
-# L-BFGS's line search where a unit step is refused (2–2.5 measured per scale on draft and
-# normal runs of two photos, docs/benchmarks.md).
+# L-BFGS's line search where a unit step is refused (docs/benchmarks.md §8).
 EXTRA_EVALUATIONS_PER_SCALE = 3
 CACHE_NAME = "estimate-speed.json"
 STARTUP_TIMEOUT_S = 600
 REQUIRED_CURVES = ("evaluation", "first_evaluation", "targets", "pair")
 CURVES = (*REQUIRED_CURVES, "detail", "detail_first_evaluation")
 # What a detail-pass evaluation costs against a full one when the speed was measured without it
-# (the engine's work accounting uses the same figure, measured at 512×384).
+# (the engine's work accounting uses the same figure).
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ class Remembering:
 
     The detail pass's last step is evaluated with the full objective (``restricted_total`` reads
     the detail objective's value off its parts), and the full pass then starts at that point:
-    one detail evaluation fewer per scale, 0.56 s at 512 px.
+    one detail evaluation fewer per scale (docs/benchmarks.md §1a).
     """
 
     def __init__(self, evaluator: Evaluator):

@@ -35,9 +35,9 @@ from .schedule import LBFGS_HISTORY, plan_scales
 from .tiles import ALIGN, halos, largest_tile, plan_tiles
 
 DEFAULT_SHARE = 0.75  # of the memory available when a run starts, when no budget is given
-#: The share of a budget the plan fills: the 12-MP draft planned to the whole 6 GiB peaked at
-#: 6.11 GiB (/usr/bin/time -v, docs/benchmarks.md 7.5); the estimate of one term or another is
-#: a few per cent low at that size, and a budget is a promise.
+#: The share of a budget the plan fills: at 12 MP the estimate of one term or another is a few
+#: per cent low (a plan of the whole budget peaked above it: docs/benchmarks.md 7.5), and a
+#: budget is a promise.
 PLAN_SHARE = 0.9
 BASE_BYTES = 750 * MIB  # the process at rest: Python, torch, onnxruntime, three sessions' weights
 IMAGE_COPIES = 10  # float32 RGB copies of the computation-size image alive at the optimiser's peak
@@ -318,8 +318,8 @@ def needs_release(scales: list, estimator: MemoryModel) -> bool:
     What the arena keeps is what earlier evaluations grew it to: at most the last scale's
     (a quarter of this one's), the detail pass's and this scale's own, under three of this
     scale's whole evaluations. Where every room holds that, releasing only makes the next
-    evaluation fault its buffers in afresh: at 512 px the first full evaluation after the detail
-    pass took 0.15 s longer, and peak RSS was no lower (1.10 against 1.06 GiB).
+    evaluation fault its buffers in afresh, slower and no lower in peak memory
+    (docs/benchmarks.md §8).
     """
     return any(
         s.memory is not None

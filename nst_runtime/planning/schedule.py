@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 COARSEST_SIDE = 128  # the first scale's longest side, unless a preset says otherwise
 LBFGS_HISTORY = 100  # curvature pairs a scale keeps, unless the memory plan shortens it
-DETAIL_COST = 0.35  # a detail-pass evaluation's time over a full one's (docs/benchmarks.md §1a)
+DETAIL_COST = 0.35  # a detail-pass evaluation's time over a full one's (docs/benchmarks.md §8)
 #: The presets were tuned at 512 px; above this many pixels a scale's steps shrink with its size.
 REFERENCE_PIXELS = 512 * 512
 
@@ -24,8 +24,8 @@ REFERENCE_PIXELS = 512 * 512
 @dataclass(frozen=True)
 class QualityPreset:
     """Steps per scale. The coarse scales are cheap and lay out the composition; the full-size
-    scale decides the objective (an upsampled coarse result starts there ~100× above where it
-    ends, ~4× after the detail pass), so it gets the steps that reach past pastiche's 1000-step
+    scale decides the objective (an upsampled coarse result starts there far above where it
+    ends: docs/benchmarks.md §8), so it gets the steps that reach past pastiche's 1000-step
     result."""
 
     coarse_steps: int
@@ -45,9 +45,8 @@ class QualityPreset:
 
         The longer pass below the top was tuned where those scales are cheap (a detail step at
         256×192 costs a quarter of one at 512×384). A scale larger than the reference is as dear
-        as a top one, so it gets the top's count: at 12 MP the longer pass at the 1000- and
-        2000-px scales made the draft run 1224 s instead of 1073 s, 7.4× instead of 6.5× the
-        512-px normal job, for a 16 % lower loss (docs/benchmarks.md 7.5).
+        as a top one, so it gets the top's count: the longer pass there cost more time than its
+        lower loss was worth (docs/benchmarks.md 7.5).
         """
         if index == 0:
             return 0
@@ -145,8 +144,8 @@ def full_resolution_steps(steps: int, pixels: int, preset: QualityPreset) -> int
 
     Each scale starts from the converged one below, upsampled: what is left to do at a large
     scale is fine detail, which a few L-BFGS steps bring most of, while a step there costs as
-    much as a hundred at the reference size. So most of the work stays at low resolution: a
-    12-MP draft took 7.5× the 512-px normal job, not a hundred times (docs/benchmarks.md 7.5).
+    much as a hundred at the reference size. So most of the work stays at low resolution
+    (the full-size runs' times: docs/benchmarks.md 7.5).
     """
     if pixels <= REFERENCE_PIXELS:
         return steps

@@ -96,7 +96,7 @@ def split(length: int, inner: int, halo: int) -> list[Span]:
     Every span reads the same length (the largest piece plus both halos; those at the end up to
     15 px less), shifted inward at the borders: more context never changes an inner region's
     values, and equal tiles let onnxruntime's arena reuse one set of buffers for all of them
-    (tiles of three sizes held three sets: ~1 KB a pixel more, measured).
+    (tiles of three sizes held three sets: docs/benchmarks.md §8).
     """
     if inner % ALIGN or halo % ALIGN or inner <= 0:
         raise ValueError(f"tile size {inner} and halo {halo} must be positive multiples of {ALIGN}")

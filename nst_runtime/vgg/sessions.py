@@ -35,9 +35,8 @@ _arena_registered: bool | None = None  # None: not tried yet
 def _register_cpu_arena() -> bool:
     """One process-wide CPU arena that grows by what is asked, not to the next power of two.
 
-    onnxruntime's default arena doubles its chunks: at 1024×768 the fused graph peaked at
-    5.6 GB against 3.7 GB with this one (2048×1536: 21 GB on a 24 GB machine), at no speed
-    cost measurable above this machine's noise. False where this onnxruntime cannot do it.
+    onnxruntime's default arena doubles its chunks, which at 1024×768 and above costs gigabytes
+    of peak memory for no speed (docs/benchmarks.md §8). False where this onnxruntime cannot do it.
     """
     global _arena_registered
     with _arena_lock:
@@ -60,8 +59,8 @@ def session_options(threads: int | None = None) -> ort.SessionOptions:
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = threads or physical_cores()
     options.inter_op_num_threads = 1
-    # With dynamic shapes the precomputed memory pattern is a large block per run: measured at
-    # 512×384 it cost 0.7 GB more peak memory and no speed.
+    # With dynamic shapes the precomputed memory pattern is a large block per run: more peak
+    # memory and no speed (docs/benchmarks.md §8).
     options.enable_mem_pattern = False
     # Spinning threads would steal the cores torch needs for the losses between runs.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
