@@ -22,7 +22,6 @@ def build_parser() -> argparse.ArgumentParser:
         prog="nst batch",
         description="Stylize many photos (files or folders of images) with the same settings. Outputs that exist "
         "are skipped unless --overwrite; a failed photo is reported and the batch goes on.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="photos, or folders whose images are all stylized")
     p.add_argument("--style", action="append", required=True, metavar="STYLE", help="a style image (repeat to blend)")

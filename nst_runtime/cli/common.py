@@ -17,7 +17,11 @@ from ..units import format_clock
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line, like every other error."""
+    """argparse, but a usage error is one line, like every other error, and --help shows defaults."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", argparse.ArgumentDefaultsHelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")

@@ -17,7 +17,6 @@ def build_parser() -> argparse.ArgumentParser:
         prog="nst estimate",
         description="How long `nst CONTENT STYLE… [options]` would take on this machine. The speed is "
         "measured once per machine, device and runtime version (about a minute) and cached.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("content", help="the photo (only its size is read)")
     p.add_argument("styles", nargs="+", metavar="style", help="one or more style images")

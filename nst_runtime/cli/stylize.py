@@ -19,7 +19,6 @@ def build_parser() -> argparse.ArgumentParser:
         "'nst video' stylizes a video or animation without flicker; "
         "'nst estimate CONTENT STYLE [options]' says how long that run would take here; "
         "'nst install-gimp-plugin' installs the GIMP 3 plug-in.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("content", help="the photo (any format Pillow reads)")
     p.add_argument("styles", nargs="+", metavar="style", help="one or more style images (paintings)")

@@ -35,7 +35,6 @@ def build_parser() -> argparse.ArgumentParser:
         description="Stylize a video (mp4, webm, mkv, mov), an animated GIF/WebP or a folder of numbered images, "
         "each frame starting from the previous one warped by optical flow (Ruder et al. 2016), so it does not "
         "flicker. Ctrl-C keeps the finished frames; --resume continues.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("input", help="video file, animated image, or folder of numbered images")
     p.add_argument("styles", nargs="+", metavar="style", help="one or more style images")
