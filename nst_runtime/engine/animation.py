@@ -94,7 +94,10 @@ def stylize_frames(
             warped = m.warp(previous.work)
             frame_options = replace(options, size=None, init_image=warped, steps=(frame_steps,), scales=1)
             terms = (TemporalTerm(warped, m.weights, temporal_weight),)
-        result = run(source, style_list, frame_options, progress=forward, cancel=cancel, pixel_terms=terms)
+        result = run(
+            source, style_list, frame_options, progress=forward, cancel=cancel, pixel_terms=terms,
+            graphs_dir=graphs_dir,
+        )  # fmt: skip
         work = np.asarray(result.image.convert("RGB"), dtype=np.float32) / 255.0
         full = work if (data.height, data.width) == (height, width) else resize_array(work, data.height, data.width)
         image = to_pil(full, data.alpha)  # a frame's transparency (a GIMP layer's) passes through
