@@ -33,6 +33,7 @@ from .manifest import (
 )
 from .paths import graphs_dir
 from .sources import SOURCES, SourceFile, arch_of, locate_source, sha256_file
+from .staging import make_staging, sweep
 
 if TYPE_CHECKING:
     from .torch_vgg import FeatureNet, GradientNet
@@ -125,11 +126,21 @@ def current_graphs(req: ExportRequest) -> ExportResult | None:
     return None
 
 
+def sweep_litter(folder: Path) -> list[Path]:
+    """Remove what killed exports left (stale staging folders) in ``folder`` and every cached graph set."""
+    try:
+        cached = [p for p in graphs_dir().iterdir() if p.is_dir()]
+    except OSError:
+        cached = []
+    return sweep([folder, *cached])
+
+
 def export_graphs(req: ExportRequest, log: Callable[[str], None] = lambda _msg: None) -> ExportResult:
     """Export (or reuse) the graph set ``req`` describes; raise ExportError on any user problem."""
     started = time.perf_counter()
     r = _resolve(req)
     src, layers, folder, key = r.src, r.layers, r.folder, r.key
+    sweep_litter(folder)
     if not req.force and is_current(folder, key):
         return ExportResult(folder, read_manifest(folder), True, time.perf_counter() - started)
     _ensure_writable(folder)
@@ -144,7 +155,7 @@ def export_graphs(req: ExportRequest, log: Callable[[str], None] = lambda _msg: 
     log(f"exporting {weights.arch} graphs ({src.label}, {req.pooling} pooling, {len(layers)} taps) to {folder}")
     net = FeatureNet(weights, layers, req.pooling)
     grad_net = GradientNet(net)
-    staging = Path(tempfile.mkdtemp(prefix=".export-", dir=folder))
+    staging = make_staging(folder)
     try:
         export_feature_graph(net, staging / FEATURE_FILE, req.opset)
         export_gradient_graph(net, grad_net, staging / GRADIENT_FILE, req.opset)
