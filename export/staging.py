@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shutil
-import socket
 import tempfile
 import time
 from pathlib import Path
+
+from .owners import owner_alive, this_process
 
 PREFIX = ".export-"
 OWNER_FILE = "owner.json"
@@ -26,40 +26,11 @@ EXPORT_MAX_S = 3600.0  # the default export takes ~30 s on 2 cores; none takes a
 UNCHECKED_MAX_S = 86400.0  # an owner that cannot be checked from here
 
 
-def _start_ticks(pid: int) -> int | None:
-    """A Linux process's start time (clock ticks since boot), None when unknown or a zombie."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return None if fields[0] == "Z" else int(fields[19])
-
-
 def make_staging(folder: Path) -> Path:
     """A new staging folder inside ``folder``, recording this process as its owner."""
     staging = Path(tempfile.mkdtemp(prefix=PREFIX, dir=folder))
-    owner = {"pid": os.getpid(), "host": socket.gethostname(), "start_ticks": _start_ticks(os.getpid())}
-    (staging / OWNER_FILE).write_text(json.dumps(owner) + "\n", encoding="utf-8")
+    (staging / OWNER_FILE).write_text(json.dumps(this_process()) + "\n", encoding="utf-8")
     return staging
-
-
-def owner_alive(owner: dict) -> bool | None:
-    """Whether the recorded owner still runs: True, False, or None when this host cannot tell."""
-    pid = owner.get("pid")
-    if not isinstance(pid, int) or owner.get("host") != socket.gethostname() or os.name != "posix":
-        return None
-    if Path("/proc/self/stat").exists():  # Linux: a zombie, or another process under the same pid, is not it
-        ticks = _start_ticks(pid)
-        return ticks is not None and owner.get("start_ticks") in (None, ticks)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # it exists, under another user
-    except OSError:
-        return None
-    return True
 
 
 def is_stale(staging: Path, now: float | None = None) -> bool:

@@ -246,9 +246,9 @@ def store_speed(speed: Speed, path: Path | None = None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     data = _read_cache(path)
     data[speed.key] = speed.to_json()
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
-    os.replace(temp, path)
+    from ..imaging.images import write_atomically  # here: the estimate session starts without numpy
+
+    write_atomically((json.dumps(data, indent=1) + "\n").encode("utf-8"), path)
 
 
 def _load_average() -> float | None:

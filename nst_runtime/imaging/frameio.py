@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -20,7 +19,7 @@ import numpy as np
 from PIL import Image, ImageSequence, UnidentifiedImageError
 
 from ..errors import NSTError
-from .images import current_umask, short_error
+from .images import current_umask, short_error, sweep_temps, temp_beside
 
 VIDEO_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm", ".avi": "avi"}
 VIDEO_CODECS = {"webm": ("libvpx-vp9", {"crf": "30", "b:v": "0"})}
@@ -203,11 +202,8 @@ def write_clip(
     kind = output_kind(path)
     if kind == "folder":
         return _write_folder(path, frames)
-    fd, tmp_name = tempfile.mkstemp(
-        dir=path.parent if str(path.parent) else ".", prefix=f".{path.stem}.", suffix=path.suffix
-    )
-    os.close(fd)
-    tmp = Path(tmp_name)
+    sweep_temps(path)
+    tmp = temp_beside(path)
     try:
         if kind == "video":
             notes = _write_video(tmp, frames, fps, VIDEO_FORMATS[path.suffix.lower()])

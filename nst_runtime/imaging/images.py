@@ -7,9 +7,13 @@ fail with a message that names the file and what is wrong with it.
 
 from __future__ import annotations
 
+import glob
 import io
 import os
+import re
+import secrets
 import tempfile
+import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,8 +21,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
+from nst_export.owners import host_tag, owner_alive, this_process
+
 from ..errors import NSTError
 
+UNCHECKED_TEMP_S = 86400.0  # a temp file whose writer this host cannot check is litter after a day
+_TEMP_NAME = re.compile(r"\.nst-(?P<pid>\d+)-(?P<ticks>\d+|x)-(?P<host>[0-9a-f]{8})-[0-9a-f]{6}\.tmp")
 MAX_PIXELS = 100_000_000  # refuse larger images before decoding them: a bomb or beyond any use here
 FORMATS_WITHOUT_ALPHA = {"JPEG", "MPO", "PPM", "EPS", "PCX"}
 
@@ -259,20 +267,51 @@ def encode_image(image: Image.Image, fmt: str) -> tuple[bytes, list[str]]:
     return buffer.getvalue(), notes
 
 
+def temp_beside(path: Path) -> Path:
+    """Where ``path`` is written before it is renamed into place: beside it, hidden, and named by
+    the process writing it, so that what a killed writer leaves is told from a write in progress
+    (``sweep_temps``)."""
+    owner = this_process()
+    ticks = owner["start_ticks"] if owner["start_ticks"] is not None else "x"
+    return path.with_name(f".{path.name}.nst-{owner['pid']}-{ticks}-{host_tag()}-{secrets.token_hex(3)}.tmp")
+
+
+def sweep_temps(path: Path) -> list[Path]:
+    """Remove the temp files that killed writers of ``path`` left beside it (their process is
+    gone; one this host cannot check, once a day old); the ones removed."""
+    removed = []
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.nst-*.tmp"):
+        match = _TEMP_NAME.fullmatch(tmp.name[len(path.name) + 1 :])
+        if match is None:
+            continue
+        ticks = None if match["ticks"] == "x" else int(match["ticks"])
+        alive = owner_alive({"pid": int(match["pid"]), "host": match["host"], "start_ticks": ticks})
+        try:
+            old = time.time() - tmp.stat().st_mtime > UNCHECKED_TEMP_S
+            if alive is False or (alive is None and old):
+                tmp.unlink()
+                removed.append(tmp)
+        except OSError:
+            continue
+    return removed
+
+
 def write_atomically(data: bytes, path: str | os.PathLike) -> None:
-    """The file appears complete or not at all (temp file + rename)."""
+    """The file appears complete or not at all (temp file + rename); what killed writers of the
+    same file left beside it goes first."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=f".{path.name}.", suffix=".tmp")
+    sweep_temps(path)
+    tmp = temp_beside(path)
     try:
-        with os.fdopen(fd, "wb") as f:
+        with open(tmp, "xb") as f:
             f.write(data)
         os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, path)
     except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise NSTError(f"cannot write {path}: {short_error(exc)}") from None
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 

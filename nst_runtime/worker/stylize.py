@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import math
-import os
 import sys
 import threading
 from collections.abc import Callable
@@ -168,14 +167,9 @@ def _raw_output_path(text: str) -> Path:
 
 def _write_raw(image, path: Path) -> None:
     """Raw RGBA rows, written atomically (temp file + rename)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(image.convert("RGBA").tobytes())
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise NSTError(f"cannot write {path}: {exc.strerror or exc}") from None
+    from ..imaging.images import write_atomically
+
+    write_atomically(image.convert("RGBA").tobytes(), path)
 
 
 def _done(result, out_path) -> dict:
