@@ -84,8 +84,8 @@ def test_seed_makes_a_cpu_run_reproducible(content, style):
 def test_blend_weights_select_styles(content, style):
     other = Image.open(shared_image("the_scream.jpg")).convert("RGB").resize((75, 96))
     single = stylize(content, style, size=64, steps=4)
-    blended = stylize(content, [style, other], style_weights=[1, 0], size=64, steps=4)
-    mixed = stylize(content, [style, other], style_weights=[0.5, 0.5], size=64, steps=4)
+    blended = stylize(content, [style, other], style_blend=[1, 0], size=64, steps=4)
+    mixed = stylize(content, [style, other], style_blend=[0.5, 0.5], size=64, steps=4)
     assert single.tobytes() == blended.tobytes()
     assert mixed.tobytes() != single.tobytes()
 
@@ -131,7 +131,7 @@ def test_bad_input_is_reported_before_any_compute(tmp_path, style):
     with pytest.raises(NSTError, match="content file not found"):
         stylize(tmp_path / "nope.jpg", style)
     with pytest.raises(NSTError, match="style-blend"):
-        stylize(np.zeros((40, 40, 3), np.uint8), [style, style], style_weights=[1.0])
+        stylize(np.zeros((40, 40, 3), np.uint8), [style, style], style_blend=[1.0])
 
 
 def test_fused_fast_path_gives_the_same_loss_and_gradient_as_vgg_features():
