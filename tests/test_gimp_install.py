@@ -158,3 +158,27 @@ def test_install_everywhere_says_where_and_prints_the_flatpak_permission(
     assert gimp_install.FLATPAK_OVERRIDE not in capsys.readouterr().out, "already allowed"
     assert gimp_install.main(["--uninstall"]) == 0
     assert not entry(xdg / "GIMP" / "3.2").exists() and not entry(flatpak).exists()
+
+
+def test_gimp_3_0_and_3_2_side_by_side_both_get_the_plugin(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys
+) -> None:
+    """A user who has run GIMP 3.0 and GIMP 3.2: one command installs into both folders, each with
+    the runtime's Python, and one uninstall removes both."""
+    home, xdg = tmp_path / "home", tmp_path / "xdg"
+    old, new = xdg / "GIMP" / "3.0", xdg / "GIMP" / "3.2"
+    _mkdirs(old, new, home)
+    monkeypatch.delenv("GIMP3_DIRECTORY", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(xdg))
+    monkeypatch.setattr(gimp_install.Path, "home", classmethod(lambda cls: home))
+    monkeypatch.setattr(gimp_install.sys, "platform", "linux")
+    assert gimp_install.main(["--python", "/opt/venv/bin/python"]) == 0
+    out = capsys.readouterr().out
+    assert f"GIMP 3.0: {old}" in out and f"GIMP 3.2: {new}" in out
+    assert "no GIMP 3 user folder existed yet" not in out
+    for folder in (old, new):
+        assert entry(folder).is_file() and entry(folder).stat().st_mode & stat.S_IXUSR
+        runtime = json.loads((folder / "plug-ins" / PLUGIN / "runtime.json").read_text())
+        assert runtime == {"python": "/opt/venv/bin/python"}
+    assert gimp_install.main(["--uninstall"]) == 0
+    assert not entry(old).exists() and not entry(new).exists()

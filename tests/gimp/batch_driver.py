@@ -1,4 +1,4 @@
-# Batch code for `gimp-console-3.0 --batch-interpreter=python-fu-eval -b -` (runs inside GIMP).
+# Batch code for `gimp-console-3.x --batch-interpreter=python-fu-eval -b -` (runs inside GIMP).
 #
 # Reads a JSON spec from $NST_BATCH_SPEC, builds a scene, calls python-fu-nst-style-transfer
 # and writes what happened to spec["result"] as JSON, with every layer's pixels (before and

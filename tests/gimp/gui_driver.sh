@@ -9,7 +9,7 @@
 #                                   (WORK_DIR/ready-for-undo), press Ctrl+Z once in the image
 #                                   window, then create WORK_DIR/undone.
 # No window manager: windows sit at 0,0 and GIMP keeps the keyboard focus unless a window takes
-# it (RECIPE pitfall 10). Env: GIMP3_DIRECTORY, NST_BATCH_SPEC.
+# it (RECIPE pitfall 10). Env: GIMP3_DIRECTORY, NST_BATCH_SPEC, NST_GIMP_GUI (gimp-3.0 or gimp-3.2, set by tools/gimp3-run.sh).
 set -u
 MODE=$1 WORK=$2
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -25,7 +25,7 @@ image_window() { xdotool search --name ' – GIMP$' | head -1; }   # title ends 
 
 if [ "$MODE" = undo ]; then
   # shellcheck disable=SC2086
-  gimp-3.0 -n -s -d -f $BATCH <"$HERE/batch_driver.py" &
+  "$NST_GIMP_GUI" -n -s -d -f $BATCH <"$HERE/batch_driver.py" &
   GIMP=$!
   for _ in $(seq 3000); do [ -e "$WORK/ready-for-undo" ] && break; sleep 0.1; done
   WID=$(image_window)
@@ -37,7 +37,7 @@ else
   LOG=$WORK/gui.log
   trap 'kill $XVFB 2>/dev/null; cat "$LOG"' EXIT
   # shellcheck disable=SC2086
-  gimp-3.0 -n -s -d -f $BATCH <"$HERE/batch_driver.py" >"$LOG" 2>&1 &
+  "$NST_GIMP_GUI" -n -s -d -f $BATCH <"$HERE/batch_driver.py" >"$LOG" 2>&1 &
   GIMP=$!
   for _ in $(seq 3000); do   # the plug-in logs the worker's first progress event
     grep -q "worker progress:" "$LOG" && break

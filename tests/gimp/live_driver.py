@@ -78,7 +78,9 @@ try:
         if time.monotonic() > deadline:
             raise SystemExit("live_driver: Xvfb did not start")
         time.sleep(0.1)
-    binary = ["gimp-3.0", "-n", "-s"] if SPEC.get("display") else ["gimp-console-3.0", "-i"]
+    # this GIMP's binaries (gimp-3.0 or gimp-3.2 ...), as tools/gimp3-run.sh names them
+    gui, console = os.environ.get("NST_GIMP_GUI", "gimp-3.0"), os.environ.get("NST_GIMP_CONSOLE", "gimp-console-3.0")
+    binary = [gui, "-n", "-s"] if SPEC.get("display") else [console, "-i"]
     command = [*binary, "-d", "-f", "--batch-interpreter=python-fu-eval", "-b", "-", "--quit"]
     with open(os.path.join(HERE, "batch_driver.py"), "rb") as batch:
         gimp = subprocess.Popen(command, stdin=batch)
