@@ -26,6 +26,7 @@ xwd2png = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(xwd2png)
 
 RUN, APPLY, STOP, CLOSE = "alt+u", "alt+a", "alt+o", "alt+c"
+MAX_DIALOG_HEIGHT = 720  # a 768-px screen less a panel
 
 
 def file_value(path: Path) -> str:
@@ -91,6 +92,8 @@ def test_the_preview_changes_while_the_run_goes_on(gimp3: Gimp3, images: Path, t
     assert np.abs(first - later).mean() > 1.0, "the preview did not change between two moments"
     assert np.abs(before - later).mean() > 1.0, "the preview still shows the photo"
     assert events(tmp_path, "estimate"), "no estimate shown before Run"
+    # the whole dialog fits a 1366×768 laptop's screen (GIMP 3.2's radio-button choices made it 850 px tall)
+    assert shot(tmp_path, "later").shape[0] <= MAX_DIALOG_HEIGHT, f"dialog {shot(tmp_path, 'later').shape[:2]}"
     Image.fromarray(shot(tmp_path, "later")).save(tmp_path / "live-dialog.png")
     if os.environ.get("NST_DIALOG_SHOT"):  # tools/gimp-dialog-screenshot.sh: the README's picture
         shutil.copyfile(tmp_path / "live-dialog.png", os.environ["NST_DIALOG_SHOT"])
