@@ -74,6 +74,9 @@ provision_chroot() {
 }
 
 mode=$(nst_gimp3_mode)
+if [ "$mode" = chroot ] && [ "$(id -u)" != 0 ]; then  # before the lock, which may be in a folder of root's
+  say "GIMP $NST_GIMP_VERSION on this host runs in a Debian $NST_GIMP_SUITE root, which needs root"; exit 77
+fi
 mkdir -p "$(dirname "$NST_GIMP_ROOT")"
 lock="$(dirname "$NST_GIMP_ROOT")/.$(basename "$NST_GIMP_ROOT").lock"
 exec 9>"$lock"

@@ -14,11 +14,13 @@ set -u
 MODE=$1 WORK=$2
 HERE=$(cd "$(dirname "$0")" && pwd)
 BATCH="--batch-interpreter=python-fu-eval -b - --quit"
-export DISPLAY=:79 GSETTINGS_BACKEND=memory
-Xvfb "$DISPLAY" -screen 0 1280x800x24 -nolisten tcp >"$WORK/xvfb.log" 2>&1 &
+# Xvfb picks a free display and writes its number when it is ready (other GIMP tests may run beside)
+Xvfb -displayfd 3 -screen 0 1280x800x24 -nolisten tcp 3>"$WORK/display" >"$WORK/xvfb.log" 2>&1 &
 XVFB=$!
 trap 'kill $XVFB 2>/dev/null' EXIT
-sleep 1
+for _ in $(seq 300); do [ -s "$WORK/display" ] && break; sleep 0.1; done
+[ -s "$WORK/display" ] || { echo "gui_driver: Xvfb did not start" >&2; cat "$WORK/xvfb.log" >&2; exit 1; }
+export DISPLAY=":$(cat "$WORK/display")" GSETTINGS_BACKEND=memory
 now() { date +%s.%N; }
 
 image_window() { xdotool search --name ' – GIMP$' | head -1; }   # title ends "– GIMP"
