@@ -182,3 +182,18 @@ def test_gimp_3_0_and_3_2_side_by_side_both_get_the_plugin(
         assert runtime == {"python": "/opt/venv/bin/python"}
     assert gimp_install.main(["--uninstall"]) == 0
     assert not entry(old).exists() and not entry(new).exists()
+
+
+def test_with_no_gimp_folder_yet_it_says_which_gimp_takes_the_plugin(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys
+) -> None:
+    """GIMP 3 never started: GIMP/3.0 is made, which GIMP 3.2 copies on its first start (tested with
+    real GIMP in tests/gimp/test_install.py); only the Flatpak's own folder needs a second run."""
+    monkeypatch.delenv("GIMP3_DIRECTORY", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setattr(gimp_install.Path, "home", classmethod(lambda cls: tmp_path))
+    monkeypatch.setattr(gimp_install.sys, "platform", "linux")
+    assert gimp_install.main([]) == 0
+    out = capsys.readouterr().out
+    assert entry(tmp_path / "xdg" / "GIMP" / "3.0").is_file()
+    assert "a GIMP 3.0 or 3.2 takes the plug-in from this one" in out and "Flatpak GIMP, start it once" in out
