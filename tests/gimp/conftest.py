@@ -2,9 +2,9 @@
 
 Every test that takes the ``gimp3`` fixture runs once per GIMP version: 3.0 (3.0.4, Debian trixie)
 and 3.2 (3.2.6, Debian sid), the test id saying which ([gimp3.0], [gimp3.2]). A test marked
-``@pytest.mark.gimp_versions("3.0")`` runs on those versions only (the slow interrupt tests, whose
-plumbing the other tests already cover on both); NST_GIMP_VERSIONS=3.2 (comma-separated) limits
-a whole run. Each version is provisioned on first use by tools/provision-gimp3.sh (a root of
+``@pytest.mark.gimp_versions("3.0")`` runs on those versions only (tests whose subject does not go
+through GIMP, such as the interrupts by signal: docs/gimp-plugin.md lists them); NST_GIMP_VERSIONS=3.2
+(comma-separated) limits a whole run. Each version is provisioned on first use by tools/provision-gimp3.sh (a root of
 the Debian release that ships it, or apt on that release), so plain `pytest` works; every GIMP
 call goes through tools/gimp3-run.sh. The worker runs in $NST_TEST_PYTHON (default: the Python
 running pytest); NST_TEST_WORKER=stub swaps in tests/gimp/stub_worker.py (no torch; inverts the colours).
