@@ -46,6 +46,8 @@ class StylizeResult:
     scales: list[Scale]
     finished_early: bool = False  # a front end asked for the best image so far
     evaluations: int = 0  # objective evaluations (forward + gradient) over all scales
+    work: np.ndarray | None = None  # the optimised RGB at the last scale's size, before it was finished:
+    # what a larger run continues (``continue_from``)
 
 
 def stylize(
@@ -114,19 +116,22 @@ def run(
     content_img = load_image(content, "content")
     style_imgs = [load_image(s, "style") for s in style_list]
     init_img = load_image(options.init_image, "init image") if options.init_image is not None else None
+    if options.continue_from is not None:  # the start image, and only the scales above its size run
+        init_img = load_image(options.continue_from, "image to continue")
     for img in (content_img, *style_imgs, *([init_img] if init_img else [])):
         for note in img.notes:
             emit(Note(note))
     guides = regions.prepare(masks, style_masks, content_img, style_imgs, lambda m: emit(Note(m)), options.style_blend)
 
     device = memory.budget_device(options.device)
-    scales = _planned(options, content_img, style_imgs, device, emit)  # a refusal comes before any work
+    above = max(init_img.height, init_img.width) if options.continue_from is not None and init_img else None
+    scales = _planned(options, content_img, style_imgs, device, emit, above)  # a refusal comes before any work
     emit(Status("loading the VGG graphs"))
     vgg = get_vgg(
         options.weights, options.pooling, DEFAULT_LAYERS, options.device, graphs_dir, log=lambda m: emit(Status(m))
     )
     if vgg.device != device:  # CUDA looked usable but onnxruntime could not use it: the host's memory counts
-        scales = _planned(options, content_img, style_imgs, vgg.device, emit)
+        scales = _planned(options, content_img, style_imgs, vgg.device, emit, above)
     controls = Controls(finish, preview_interval)
     job = CoarseToFine(vgg, options, content_img, style_imgs, init_img, emit, controls, pixel_terms, scales, guides)
     if graphs_dir is None and options.optimizer == "lbfgs" and any(s.detail_steps for s in job.scales):
@@ -139,16 +144,21 @@ def run(
                 stack.enter_context(model.cancellable(cancel))
         rgb, loss, parts = job.optimise()
     image = _finish(rgb, content_img, options, guides)
-    return StylizeResult(
-        image, loss, parts, time.perf_counter() - started, vgg.device, job.scales, controls.finishing, job.evaluations
-    )
+    seconds = time.perf_counter() - started
+    return StylizeResult(image, loss, parts, seconds, vgg.device, job.scales, controls.finishing, job.evaluations, rgb)
 
 
 def _planned(
-    options: Options, content: ImageData, styles: list[ImageData], device: str, emit: ProgressCallback
+    options: Options,
+    content: ImageData,
+    styles: list[ImageData],
+    device: str,
+    emit: ProgressCallback,
+    above: int | None = None,
 ) -> list[Scale]:
-    """The schedule with each scale's history and evaluation room fitted to the memory budget."""
-    scales, note, plan = memory.plan_run(options, content, styles, device)
+    """The schedule with each scale's history and evaluation room fitted to the memory budget
+    (only the scales whose longest side exceeds ``above``, when continuing an image that size)."""
+    scales, note, plan = memory.plan_run(options, content, styles, device, above)
     if note:
         emit(Note(note))
     if plan:
