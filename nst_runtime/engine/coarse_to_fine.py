@@ -3,6 +3,7 @@ pass on the shallow layers, the full objective, and the progress and previews on
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 import time
@@ -14,6 +15,7 @@ import torch
 
 from ..evaluation.base import Evaluator, Remembering, restricted_total
 from ..evaluation.choose import choose_evaluator
+from ..evaluation.look import LookEvaluator
 from ..evaluation.targets import Extractor
 from ..evaluation.whole import FusedEvaluator
 from ..events import Event, Preview, Progress
@@ -134,6 +136,16 @@ class CoarseToFine:
             gamma = self.gamma * scale.pixels / self.gamma_pixels
         return ProjectedLBFGS(scale.history, bounds=(0.0, 1.0), gamma=gamma)
 
+    def _evaluator(self, objective: Objective, scale: Scale) -> Evaluator:
+        """How the scale's objective is evaluated; above the look's size, plus the look: the
+        preview's objective on the image resized to the preview's size (nst_runtime.evaluation.look)."""
+        chosen = choose_evaluator(self.vgg, objective, self.options, scale)
+        if scale.look is None:
+            return chosen
+        look_objective = dataclasses.replace(self.builder.at(*scale.look), pixel=())  # pixel terms: counted once
+        look_scale = dataclasses.replace(scale, height=scale.look[0], width=scale.look[1], look=None)
+        return LookEvaluator(chosen, choose_evaluator(self.vgg, look_objective, self.options, look_scale), scale.look)
+
     def _counted(self, evaluator: Evaluator) -> Evaluator:
         def evaluate(x: torch.Tensor) -> tuple[dict[str, float], torch.Tensor]:
             self.evaluations += 1
@@ -150,7 +162,7 @@ class CoarseToFine:
         if objective.empty:
             self._skip(index, scale.steps + DETAIL_COST * scale.detail_steps, x)
             return x, {}
-        chosen = choose_evaluator(self.vgg, objective, self.options, scale)
+        chosen = self._evaluator(objective, scale)
         evaluate = Remembering(self._counted(chosen))
         if scale.steps == 0:
             parts: dict[str, float] = {}

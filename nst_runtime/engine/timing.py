@@ -472,10 +472,11 @@ def estimate(
             priced.append(ScaleEstimate(scale.height, scale.width, 0, 0, 0.0))
             continue
         evaluations = scale.steps + EXTRA_EVALUATIONS_PER_SCALE
+        look = scale.look[0] * scale.look[1] if getattr(scale, "look", None) else 0  # its own evaluation each time
         seconds = (
             speed.targets(pixels) * targets_factor
             + speed.first_evaluation(pixels)
-            + evaluations * speed.evaluation(pixels)
+            + evaluations * (speed.evaluation(pixels) + (speed.evaluation(look) if look else 0.0))
             + optimiser_seconds(scale.steps, pixels, speed)
         )
         detail_steps = getattr(scale, "detail_steps", 0) if detail_pass and n_styles else 0
