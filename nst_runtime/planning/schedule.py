@@ -23,6 +23,8 @@ DETAIL_COST = 0.35  # a detail-pass evaluation's time over a full one's (docs/be
 REFERENCE_PIXELS = 512 * 512
 #: A size within this of the look's is the look's own: no scale above it.
 LOOK_TOLERANCE = 0.02
+#: Up to this many pixels a scale above the look's size gets its preset's whole ``look_steps``.
+LOOK_STEPS_PIXELS = 4 * REFERENCE_PIXELS
 
 
 @dataclass(frozen=True)
@@ -192,10 +194,20 @@ def plan_scales(options: Options, height: int, width: int, above: int | None = N
     return [s for s in scales[:-1] if max(s.height, s.width) > above] + scales[-1:]
 
 
+def look_steps(steps: int, pixels: int, preset: QualityPreset) -> int:
+    """A look scale's steps: the preset's up to LOOK_STEPS_PIXELS, then the same work per scale,
+    never fewer than ``preset.min_steps``. Fewer steps than that at a new size leave the shallow
+    layers' pooling lattice in the image (docs/benchmarks.md §10), so the work stays whole four
+    times further up than ``full_resolution_steps`` keeps it."""
+    if pixels <= LOOK_STEPS_PIXELS:
+        return steps
+    return max(min(steps, preset.min_steps), math.ceil(steps * LOOK_STEPS_PIXELS / pixels))
+
+
 def look_scales(options: Options, look: tuple[int, int], height: int, width: int) -> list[Scale]:
     """The scales from just above the look's size to (height, width), each at most the preset's
-    ratio larger than the one before, with the preset's ``look_steps`` each (or the explicit
-    steps) and no detail pass: their objective is shallow already (``Scale.look``)."""
+    ratio larger than the one before, with the preset's ``look_steps`` (or the explicit steps),
+    as ``look_steps`` scales them to the scale's size, and no detail pass."""
     preset = PRESETS[options.quality]
     longest = max(height, width) / max(look)
     count = max(1, math.ceil(math.log(longest) / math.log(preset.scale_ratio) - 1e-9))
@@ -205,7 +217,8 @@ def look_scales(options: Options, look: tuple[int, int], height: int, width: int
     for i in range(1, count + 1):
         factor = longest ** ((i - count) / count)  # 1/longest at the look, 1 at the top
         h, w = (height, width) if i == count else (max(16, round(height * factor)), max(16, round(width * factor)))
-        scales.append(Scale(h, w, steps, tolerance, 0, look=look))
+        n = steps if options.steps is not None else look_steps(steps, h * w, preset)
+        scales.append(Scale(h, w, n, tolerance, 0, look=look))
     return scales
 
 
