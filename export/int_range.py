@@ -23,8 +23,9 @@ _INTEGER = {
     TensorProto.UINT8, TensorProto.UINT16, TensorProto.UINT32, TensorProto.UINT64,
 }  # fmt: skip
 _PASS_FIRST = {"Squeeze", "Unsqueeze", "Reshape", "Identity", "Slice", "Gather", "GatherElements", "Expand",
-               "Transpose", "Flatten", "Tile", "ReduceMax", "ReduceMin", "Abs", "Neg", "Split"}  # fmt: skip
-_PASS_ALL = {"Concat", "Max", "Min"}
+               "Transpose", "Flatten", "Tile", "ReduceMax", "ReduceMin", "Abs", "Neg", "Split",
+               "DepthToSpace", "SpaceToDepth"}  # fmt: skip
+_PASS_ALL = {"Concat", "Max", "Min", "Pad"}
 _INDEX = {"ArgMax", "ArgMin"}  # an index along one dimension
 
 
@@ -62,7 +63,8 @@ def _bound(node: onnx.NodeProto, inputs: list[float], types: dict[str, int]) -> 
     if op == "Where":
         return max(inputs[1:])
     if op == "Cast":
-        return inputs[0] if types.get(node.input[0]) in _INTEGER else math.inf
+        source = types.get(node.input[0])
+        return 1 if source == TensorProto.BOOL else inputs[0] if source in _INTEGER else math.inf
     if op == "Mul":
         return inputs[0] * inputs[1]
     if op in ("Add", "Sub"):
