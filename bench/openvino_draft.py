@@ -1,0 +1,83 @@
+"""The standard job (golden_gate × starry_night, 512 px, draft) on several devices, taking turns.
+
+Each run is ``nst --quality draft`` at pastiche's working sizes and objective balance, as in
+bench/time_to_quality.py; its final image is scored by pastiche's own objective (bench/objective.py),
+so a bf16 run is judged in fp32 like the others. Runs alternate device by device for ``--rounds``.
+
+    python bench/openvino_draft.py --devices cpu openvino --rounds 2 --out /tmp/ov-draft
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from objective import objective
+from openvino_probe import cpu_flags
+from time_to_quality import prepared_inputs
+
+from nst_runtime.losses import PASTICHE_CONTENT_WEIGHT
+
+DONE = re.compile(r"in ([\d.]+) s on (\S+), (\d+) evaluations, loss ([\d.e+-]+)")
+
+
+def run(workdir: Path, content: Path, style: Path, device: str, index: int, size: int) -> dict:
+    out = workdir / f"nst-{device}-{index}.png"
+    cmd = [sys.executable, "-m", "nst_runtime", str(content), str(style), "-o", str(out), "--quality", "draft",
+           "--size", str(size), "--content-weight", f"{PASTICHE_CONTENT_WEIGHT:g}", "--seed", "0",
+           "--device", device]  # fmt: skip
+    started = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "NST_PROGRESS_EVERY": "0"})
+    wall = time.perf_counter() - started
+    (workdir / f"nst-{device}-{index}.log").write_text(done.stderr + done.stdout)
+    if done.returncode != 0:
+        raise SystemExit(f"nst failed on {device}: {done.stderr.strip().splitlines()[-1:]}")
+    m = DONE.search(done.stdout + done.stderr)
+    return {
+        "device": device,
+        "ran_on": m.group(2) if m else None,
+        "wall_seconds": wall,
+        "nst_seconds": float(m.group(1)) if m else None,
+        "evaluations": int(m.group(3)) if m else None,
+        "objective_own_precision": float(m.group(4)) if m else None,
+        "image": str(out),
+        **objective(out, size=size),
+    }
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--devices", nargs="+", default=["cpu", "openvino"])
+    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--size", type=int, default=512)
+    p.add_argument("--out", type=Path, default=Path("bench/results/openvino-draft"))
+    args = p.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    content, style = prepared_inputs(args.out, args.size)
+    runs = []
+    for r in range(args.rounds):
+        for device in args.devices if r % 2 == 0 else args.devices[::-1]:
+            runs.append(run(args.out, content, style, device, r, args.size))
+            row = runs[-1]
+            print(f"{device:<14} {row['wall_seconds']:7.1f} s  objective {row['objective']:.6g}", flush=True)
+    result = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "cpu_flags": cpu_flags(),
+        "command": "python bench/openvino_draft.py " + " ".join(sys.argv[1:]),
+        "runs": runs,
+    }
+    (args.out / "result.json").write_text(json.dumps(result, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
