@@ -23,7 +23,7 @@ from .units import MIN_MEMORY, parse_memory
 
 QUALITIES = ("draft", "normal", "high")
 PRESERVE_COLORS = ("none", "luminance", "histogram")
-DEVICES = ("auto", "cpu", "cuda")
+DEVICES = ("auto", "cpu", "cuda", "openvino", "openvino-f32", "openvino-bf16")
 OPTIMIZERS = ("lbfgs", "adam")
 INITS = ("content", "noise")
 WEIGHT_SOURCES = ("vgg19", "vgg16", "torchvision-vgg19")
@@ -112,9 +112,12 @@ class Options:
     optimizer: str = option("lbfgs", "L-BFGS (default) or Adam", "choice", choices=OPTIMIZERS)
     seed: int = option(0, "random seed; a CPU run is reproducible bit for bit", "int")
     device: str = option(
-        "auto", "where VGG runs: auto uses CUDA when onnxruntime and torch can really use it", "choice",
+        "auto",
+        "where VGG runs: auto uses CUDA when onnxruntime and torch can really use it; openvino runs it "
+        "through OpenVINO (bf16 on CPUs with AMX, else f32), openvino-f32 and openvino-bf16 fix the precision",
+        "choice",
         choices=DEVICES,
-    )  # fmt: skip
+    )
     weights: str = option(
         "vgg19", "VGG weights (see nst-export --help); vgg19 works offline", "choice", choices=WEIGHT_SOURCES
     )

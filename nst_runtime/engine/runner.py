@@ -125,8 +125,8 @@ def run(
     vgg = get_vgg(
         options.weights, options.pooling, DEFAULT_LAYERS, options.device, graphs_dir, log=lambda m: emit(Status(m))
     )
-    if vgg.device != device:  # CUDA looked usable but onnxruntime could not use it: the host's memory counts
-        scales = _planned(options, content_img, style_imgs, vgg.device, emit)
+    if memory.budget_device(vgg.device) != device:  # CUDA looked usable but onnxruntime could not use it
+        scales = _planned(options, content_img, style_imgs, memory.budget_device(vgg.device), emit)
     controls = Controls(finish, preview_interval)
     job = CoarseToFine(vgg, options, content_img, style_imgs, init_img, emit, controls, pixel_terms, scales, guides)
     if graphs_dir is None and options.optimizer == "lbfgs" and any(s.detail_steps for s in job.scales):

@@ -426,10 +426,11 @@ def load_factor(speed: Speed, load_now: float | None, cpus: int | None = None) -
     """How much slower (or faster) the CPU is now than when it was measured, from the load average.
 
     A run's onnxruntime threads (one per core) get about cpus / (others + cpus) of the machine,
-    so the time scales with (load + cpus); a GPU run does not share that way.
+    so the time scales with (load + cpus); a GPU run does not share that way (OpenVINO's CPU
+    device does).
     """
     cpus = cpus or os.cpu_count() or 1
-    if speed.device != "cpu" or speed.load is None or load_now is None:
+    if speed.device == "cuda" or speed.load is None or load_now is None:
         return 1.0
     return (max(load_now, 0.0) + cpus) / (max(speed.load, 0.0) + cpus)
 

@@ -341,8 +341,9 @@ def aligned_tile(tile_size: int | None) -> int | None:
 
 
 def budget_device(device: str) -> str:
-    """Whose memory the budget is: the GPU's where the run will use CUDA, else the host's."""
-    if device == "cpu":
+    """Whose memory the budget is: the GPU's where the run will use CUDA, else the host's (OpenVINO's
+    CPU device included)."""
+    if device == "cpu" or device.startswith("openvino"):
         return "cpu"
     from ..vgg.sessions import cuda_usable
 
