@@ -25,7 +25,7 @@ from objective import objective
 from openvino_probe import cpu_flags
 from time_to_quality import prepared_inputs
 
-from nst_runtime.losses import PASTICHE_CONTENT_WEIGHT
+from nst_runtime.objective.losses import PASTICHE_CONTENT_WEIGHT
 
 DONE = re.compile(r"in ([\d.]+) s on (\S+), (\d+) evaluations, loss ([\d.e+-]+)")
 
