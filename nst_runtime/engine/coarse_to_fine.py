@@ -28,7 +28,7 @@ from ..planning import memory
 from ..planning.schedule import DETAIL_COST, Scale, plan_scales
 from ..vgg.features import VGG
 from ..vgg.graphs import DETAIL_LAYERS
-from .optim import Adam, ProjectedLBFGS, minimize
+from .optim import Adam, Minimized, ProjectedLBFGS, minimize
 
 ADAM_LR = 0.02
 
@@ -92,6 +92,10 @@ class CoarseToFine:
         self.work_done = 0
         self.evaluations = 0
         self.detail_vgg: VGG | None = None  # the graphs cut after relu3_1, when the schedule has detail passes
+        # The same graphs in a faster, lower precision (OpenVINO's bf16), where the device has one:
+        # the detail passes and each scale's ``fast_steps`` run on them, everything else on ``vgg``.
+        self.fast_vgg: VGG | None = None
+        self.fast_detail_vgg: VGG | None = None
         self.opt_started: float | None = None
         self.last_loss = math.nan
         self.last_preview = -math.inf
@@ -160,26 +164,50 @@ class CoarseToFine:
             return x, parts
         if self.opt_started is None:
             self.opt_started = time.perf_counter()
+        # The full pass in phases: its fast steps in the lower precision, then the rest in fp32.
+        phases = [(evaluate, chosen, scale.steps)]
+        fast_steps = scale.fast_steps if self.fast_vgg is not None else 0
+        if fast_steps:
+            fast = choose_evaluator(self.fast_vgg, objective, self.options, scale)
+            phases.insert(0, (Remembering(self._counted(fast)), fast, fast_steps))
+            phases[1] = (evaluate, chosen, scale.steps - fast_steps)
         # The detail pass's last step through the full graph, whose per-layer parts say the shallow
         # objective too, where a tight memory plan does not forbid holding both graphs' buffers.
-        reuse = isinstance(chosen, FusedEvaluator) and not self.release
-        x, detail_done = self._detail_pass(x, objective, index, evaluate if reuse else None)
+        opening, opening_evaluator, _ = phases[0]
+        reuse = isinstance(opening_evaluator, FusedEvaluator) and not self.release
+        x, detail_done = self._detail_pass(x, objective, index, opening if reuse else None)
+        optimiser = self._optimiser(scale)  # one optimiser across the phases: its curvature pairs carry over
+        result, done = None, detail_done
+        for phase_evaluate, _, steps in phases:
+            if steps:
+                result = self._phase(index, phase_evaluate, x, optimiser, steps, done)
+                x, done = result.x, done + steps
+                if result.reason == "stopped":
+                    break
+        assert result is not None
+        if result.gamma is not None:
+            self.gamma, self.gamma_pixels = result.gamma, scale.pixels
+        return result.x, result.parts
+
+    def _phase(
+        self, index: int, evaluate: Evaluator, x: torch.Tensor, optimiser: ProjectedLBFGS | Adam, steps: int, done: int
+    ) -> Minimized:
+        """``steps`` steps of the scale's full objective, after ``done`` of its steps (detail ones included)."""
+        scale = self.scales[index]
         done_before = self.work_done
         total = scale.detail_steps + scale.steps
 
         def on_step(step: int, loss: float, best: torch.Tensor) -> bool:
             self.last_loss = loss
             self.work_done = done_before + scale.work * step
-            self._report(index, detail_done + step, total, loss, scale.height, scale.width)
-            self._maybe_preview(best, index, detail_done + step, total)
+            self._report(index, done + step, total, loss, scale.height, scale.width)
+            self._maybe_preview(best, index, done + step, total)
             return not self.controls.finishing
 
-        result = minimize(evaluate, x, self._optimiser(scale), scale.steps, tolerance=scale.tolerance, on_step=on_step)
-        if result.steps < scale.steps:  # stopped early: the rest of the scale's work is done
-            self._skip(index, scale.steps - result.steps, x, report=False)
-        if result.gamma is not None:
-            self.gamma, self.gamma_pixels = result.gamma, scale.pixels
-        return result.x, result.parts
+        result = minimize(evaluate, x, optimiser, steps, tolerance=scale.tolerance, on_step=on_step)
+        if result.steps < steps:  # stopped early: the rest of the phase's work is done
+            self._skip(index, steps - result.steps, x, report=False)
+        return result
 
     def _detail_pass(
         self, x: torch.Tensor, objective: Objective, index: int, full: Remembering | None = None
@@ -195,7 +223,7 @@ class CoarseToFine:
         """
         scale = self.scales[index]
         detail = objective.restricted(DETAIL_LAYERS)
-        vgg = self.detail_vgg if scale.detail_steps and detail.styles else None
+        vgg = (self.fast_detail_vgg or self.detail_vgg) if scale.detail_steps and detail.styles else None
         if vgg is None:  # Adam, or a graph folder of the user's own (it holds only the full set)
             self.work_done += scale.work * DETAIL_COST * scale.detail_steps
             return x, 0

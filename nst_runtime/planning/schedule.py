@@ -38,6 +38,8 @@ class QualityPreset:
     coarsest_side: int = COARSEST_SIDE  # the first scale's longest side (about)
     coarse_detail_steps: int | None = None  # the detail pass's steps below the last scale,
     # where that scale is no larger than REFERENCE_PIXELS
+    exact_final_steps: int | None = None  # the last scale's last steps in fp32 where the device
+    # has a faster lower precision (None: all of its full pass); the scales below take it throughout
 
     def detail_steps_at(self, index: int, count: int, pixels: int) -> int:
         """The detail pass's steps at scale ``index`` of ``count`` (none at the first), before
@@ -100,6 +102,10 @@ class Scale:
     memory: int | None = None  # bytes one evaluation may use at this scale (None: no limit)
     cost: float = 1.0  # time of a step per pixel relative to a whole-image one (tiles cost more)
     tiles: int = 0  # how many exact tiles the planner expects an evaluation to take (0: the whole image)
+    # Where the device has a faster, lower precision (OpenVINO's bf16 beside MLAS's fp32): how many
+    # of the full pass's last steps run in fp32 (None: all of them); the detail pass and the steps
+    # before these take the lower precision, the targets are always fp32 (docs/benchmarks.md §9).
+    exact_steps: int | None = None
 
     def __iter__(self) -> Iterator[int]:
         return iter((self.height, self.width, self.steps))
@@ -113,6 +119,11 @@ class Scale:
     @property
     def pixels(self) -> int:
         return self.height * self.width
+
+    @property
+    def fast_steps(self) -> int:
+        """The full pass's steps that may run in a lower precision (the first ones)."""
+        return 0 if self.exact_steps is None else max(0, self.steps - self.exact_steps)
 
     @property
     def work(self) -> float:
@@ -170,4 +181,8 @@ def plan_scales(options: Options, height: int, width: int) -> list[Scale]:
         full_resolution_steps(preset.detail_steps_at(i, len(sizes), h * w), h * w, preset)
         for i, (h, w) in enumerate(sizes)
     ]
-    return [Scale(h, w, s, preset.tolerance, d) for (h, w), s, d in zip(sizes, steps, detail, strict=True)]
+    exact = [0] * (len(sizes) - 1) + [steps[-1] if preset.exact_final_steps is None else preset.exact_final_steps]
+    return [
+        Scale(h, w, s, preset.tolerance, d, exact_steps=e)
+        for (h, w), s, d, e in zip(sizes, steps, detail, exact, strict=True)
+    ]
