@@ -1,0 +1,157 @@
+"""What ``--device auto`` means (issue 23): the choice between MLAS and OpenVINO's bf16 schedule,
+stored per machine, tested with fake timings and without OpenVINO."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+
+from nst_runtime.engine import timing
+from nst_runtime.options import make_options
+from nst_runtime.planning.schedule import PRESETS, plan_scales
+from nst_runtime.vgg import devices
+
+CPU_SPEED = timing.Speed(
+    evaluation=timing.Curve(((10_000, 0.03), (200_000, 0.5))),
+    first_evaluation=timing.Curve(((10_000, 0.1), (200_000, 0.12))),
+    targets=timing.Curve(((10_000, 0.02), (200_000, 0.3))),
+    startup_s=3.0,
+    pair=timing.Curve(((10_000, 1e-4), (200_000, 1e-3))),
+    device="cpu",
+    key="cpu",
+    measured_at="2026-12-07 12:00",
+    detail=timing.Curve(((10_000, 0.01), (200_000, 0.18))),
+)
+
+
+def fast_speed(ratio: float, startup_s: float = 5.0) -> timing.Speed:
+    """MLAS's prices with a lower precision whose evaluations take ``ratio`` of MLAS's time."""
+
+    def scaled(curve: timing.Curve) -> timing.Curve:
+        return timing.Curve(tuple((p, t * ratio) for p, t in curve.points))
+
+    return dataclasses.replace(
+        CPU_SPEED,
+        device="openvino-bf16+cpu",
+        key="openvino",
+        startup_s=startup_s,
+        fast=scaled(CPU_SPEED.evaluation),
+        detail=scaled(CPU_SPEED.detail),
+    )
+
+
+@pytest.mark.parametrize(
+    ("cpu", "openvino", "amx", "chosen"),
+    [
+        (100.0, 50.0, True, "openvino"),
+        (100.0, 90.0, True, "openvino"),  # exactly the margin
+        (100.0, 95.0, True, "cpu"),  # faster, but not clearly: not worth a second set of sessions
+        (100.0, 120.0, True, "cpu"),
+        (100.0, 50.0, False, "cpu"),  # never bf16 without AMX, whatever was measured
+        (100.0, None, True, "cpu"),  # OpenVINO could not be measured (not installed)
+        (100.0, float("nan"), True, "cpu"),
+    ],
+)
+def test_auto_takes_openvino_only_where_it_was_measured_clearly_faster_with_amx(cpu, openvino, amx, chosen):
+    assert devices.choose(cpu, openvino, amx) == chosen
+
+
+def test_precisions_split_openvino_into_mlas_fp32_and_bf16_only_with_amx(monkeypatch):
+    monkeypatch.setattr(devices, "cpu_has_amx", lambda: True)
+    monkeypatch.setattr(devices, "openvino_precision", lambda d: "bf16")
+    assert devices.precisions("openvino") == ("cpu", "openvino-bf16")
+    assert devices.precisions("cpu") == ("cpu", None)  # --device cpu stays fp32 MLAS
+    assert devices.precisions("openvino-bf16") == ("openvino-bf16", None)
+    assert devices.precisions("openvino-f32") == ("openvino-f32", None)
+    monkeypatch.setattr(devices, "openvino_precision", lambda d: "f32")  # a CPU without AMX
+    assert devices.precisions("openvino") == ("openvino", None)
+
+
+def _store(path: Path, device: str, key: str | None = None) -> None:
+    path.write_text(json.dumps({key or devices.machine_key(): {"device": device}}))
+
+
+def test_auto_resolves_to_the_stored_choice_of_this_machine_only(monkeypatch, tmp_path):
+    path = tmp_path / devices.CHOICE_FILE
+    monkeypatch.setattr(devices, "cuda_usable", lambda: False)
+    monkeypatch.setattr(devices, "cpu_has_amx", lambda: True)
+    assert devices.resolve("auto", path) == "auto"  # nothing stored: MLAS (or CUDA), as before
+    _store(path, "openvino")
+    assert devices.resolve("auto", path) == "openvino"
+    assert devices.resolve("cpu", path) == "cpu"
+    _store(path, "openvino", key="another CPU | amx_bf16 | 2 cores")
+    assert devices.resolve("auto", path) == "auto"
+    _store(path, "cpu")
+    assert devices.resolve("auto", path) == "auto"
+    _store(path, "openvino")
+    monkeypatch.setattr(devices, "cpu_has_amx", lambda: False)  # a stale record can never bring bf16 without AMX
+    assert devices.resolve("auto", path) == "auto"
+    monkeypatch.setattr(devices, "cpu_has_amx", lambda: True)
+    monkeypatch.setattr(devices, "cuda_usable", lambda: True)
+    assert devices.resolve("auto", path) == "auto"  # CUDA where usable, as before
+
+
+def test_the_machine_key_names_the_cpu_its_bf16_flags_and_the_versions(monkeypatch):
+    monkeypatch.setattr(devices, "cpu_flags", lambda: frozenset({"avx2", "avx512f", "amx_bf16", "sse4_2"}))
+    key = devices.machine_key()
+    assert devices.cpu_model() in key and "avx2,avx512f,amx_bf16 |" in key and "sse4_2" not in key
+    assert "onnxruntime " in key and "openvino-ep " in key and "nst-graphs/" in key
+    monkeypatch.setattr(devices, "cpu_flags", lambda: frozenset({"avx2"}))
+    assert devices.machine_key() != key
+
+
+@pytest.fixture
+def calibrations(monkeypatch, tmp_path):
+    """auto_device with fake calibrations: MLAS's prices and OpenVINO's at ``ratio`` of them."""
+    monkeypatch.setenv("NST_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr("nst_runtime.vgg.sessions.cuda_usable", lambda: False)
+    monkeypatch.setattr("nst_runtime.vgg.devices.cuda_usable", lambda: False)
+    monkeypatch.setattr("nst_runtime.vgg.sessions.openvino_available", lambda: True)
+    state = {"amx": True, "ratio": 0.4, "calibrated": []}
+    monkeypatch.setattr(devices, "cpu_has_amx", lambda: state["amx"])
+
+    def calibrate(options, *_args, **_kwargs):
+        state["calibrated"].append(options.device)
+        return CPU_SPEED if options.device == "cpu" else fast_speed(state["ratio"])
+
+    monkeypatch.setattr(timing, "calibrate", calibrate)
+    return state
+
+
+def test_auto_measures_both_paths_once_and_keeps_the_faster(calibrations):
+    assert timing.auto_device(make_options()) == "openvino"
+    assert calibrations["calibrated"] == ["cpu", "openvino"]
+    record = devices.read_choices()[devices.machine_key()]
+    assert record["device"] == "openvino" and record["seconds_512px"]["openvino"] < record["seconds_512px"]["cpu"]
+    assert timing.auto_device(make_options()) == "openvino"  # stored: nothing measured again
+    assert calibrations["calibrated"] == ["cpu", "openvino"]
+    assert devices.resolve("auto") == "openvino"
+
+
+def test_auto_keeps_mlas_where_openvino_was_not_faster(calibrations):
+    calibrations["ratio"] = 1.2
+    assert timing.auto_device(make_options()) == "cpu"
+    assert devices.resolve("auto") == "auto"  # that is, MLAS
+
+
+def test_auto_never_measures_bf16_without_amx(calibrations):
+    calibrations["amx"] = False
+    assert timing.auto_device(make_options()) == "cpu"
+    assert calibrations["calibrated"] == ["cpu"]
+
+
+def test_the_estimate_prices_the_fast_steps_at_the_lower_precisions_speed():
+    options = make_options(quality="draft")
+    plan = plan_scales(options, 384, 512)
+    top = plan[-1]
+    assert all(s.exact_steps == 0 for s in plan[:-1])
+    assert top.exact_steps == (PRESETS["draft"].exact_final_steps or top.steps)
+    fp32 = timing.estimate(384, 512, options, 1, CPU_SPEED, load_now=None)
+    half = timing.estimate(384, 512, options, 1, fast_speed(0.5, startup_s=CPU_SPEED.startup_s), load_now=None)
+    assert half.seconds < fp32.seconds
+    assert [s.fast_evaluations for s in half.scales[:-1]] == [s.evaluations for s in half.scales[:-1]]
+    assert half.scales[-1].fast_evaluations < half.scales[-1].evaluations  # the top's fp32 steps
+    assert all(s.fast_evaluations == 0 for s in fp32.scales)
