@@ -1,0 +1,135 @@
+"""Where bf16 may run: the standard draft job with each precision schedule, taking turns (issue 23).
+
+Each variant is ``nst --quality draft`` at pastiche's working sizes and objective balance, as in
+bench/openvino_draft.py, in a fresh process; its final image is scored by pastiche's own fp32
+objective (bench/objective.py). The variants differ in where OpenVINO's bf16 runs and where MLAS's
+fp32 does (``planning.schedule.Scale.exact_steps``, set here through the draft preset's
+``exact_final_steps``); the targets are fp32 in all but ``bf16``:
+
+- ``cpu``: MLAS fp32 throughout (``--device cpu``);
+- ``bf16``: OpenVINO bf16 throughout, targets included (``--device openvino-bf16``);
+- ``bf16-fp32-targets``: bf16 for every step, the targets in fp32 (exact_final_steps 0);
+- ``polish-K``: bf16 until the top scale's last K steps, which run in fp32;
+- ``top-fp32``: bf16 below the top scale and in its detail pass, the top's full pass in fp32.
+
+Variants run in turn (reversed every other round) for ``--rounds``; a shared host drifts, so only
+ratios within a round mean much.
+
+    python bench/precision_schedule.py --variants cpu top-fp32 polish-4 --rounds 2 --out /tmp/ps
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+DONE = re.compile(r"in ([\d.]+) s on (\S+), (\d+) evaluations, loss ([\d.e+-]+)")
+
+
+def variant(name: str) -> tuple[str, int | str | None]:
+    """(the device, the draft preset's exact_final_steps or "preset": the preset's own)."""
+    if name == "cpu":
+        return "cpu", "preset"
+    if name == "bf16":
+        return "openvino-bf16", "preset"
+    if name == "bf16-fp32-targets":
+        return "openvino", 0
+    if name == "top-fp32":
+        return "openvino", None
+    if name == "openvino":
+        return "openvino", "preset"
+    if name.startswith("polish-"):
+        return "openvino", int(name.removeprefix("polish-"))
+    raise SystemExit(f"unknown variant {name!r}")
+
+
+def one(name: str, argv: list[str]) -> int:
+    """Run nst in this process with the variant's schedule."""
+    from nst_runtime.cli import main
+    from nst_runtime.planning import schedule
+
+    device, exact = variant(name)
+    if exact != "preset":
+        schedule.PRESETS["draft"] = replace(schedule.PRESETS["draft"], exact_final_steps=exact)
+    code = main([*argv, "--device", device])
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def run(workdir: Path, content: Path, style: Path, name: str, index: int, size: int) -> dict:
+    from objective import objective
+
+    from nst_runtime.objective.losses import PASTICHE_CONTENT_WEIGHT
+
+    out = workdir / f"nst-{name}-{index}.png"
+    argv = [str(content), str(style), "-o", str(out), "--quality", "draft", "--size", str(size),
+            "--content-weight", f"{PASTICHE_CONTENT_WEIGHT:g}", "--seed", "0"]  # fmt: skip
+    cmd = [sys.executable, __file__, "--one", name, "--", *argv]
+    started = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "NST_PROGRESS_EVERY": "0"})
+    wall = time.perf_counter() - started
+    (workdir / f"nst-{name}-{index}.log").write_text(done.stderr + done.stdout)
+    if done.returncode != 0:
+        raise SystemExit(f"nst failed on {name}: {done.stderr.strip().splitlines()[-1:]}")
+    m = DONE.search(done.stdout + done.stderr)
+    return {
+        "variant": name,
+        "device": variant(name)[0],
+        "ran_on": m.group(2) if m else None,
+        "wall_seconds": round(wall, 2),
+        "nst_seconds": float(m.group(1)) if m else None,
+        "evaluations": int(m.group(3)) if m else None,
+        "objective_own": float(m.group(4)) if m else None,
+        "load_after": round(os.getloadavg()[0], 2),
+        "image": str(out),
+        **objective(out, size=size),
+    }
+
+
+def main() -> int:
+    if len(sys.argv) > 2 and sys.argv[1] == "--one":
+        return one(sys.argv[2], sys.argv[4:])
+    from openvino_probe import cpu_flags
+    from time_to_quality import prepared_inputs
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--variants", nargs="+", default=["cpu", "bf16", "top-fp32", "polish-4"])
+    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--size", type=int, default=512)
+    p.add_argument("--out", type=Path, default=Path("bench/results/precision-schedule"))
+    args = p.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    content, style = prepared_inputs(args.out, args.size)
+    runs = []
+    result = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "cpu_flags": cpu_flags(),
+        "command": "python bench/precision_schedule.py " + " ".join(sys.argv[1:]),
+        "runs": runs,
+    }
+    for r in range(args.rounds):
+        for name in args.variants if r % 2 == 0 else args.variants[::-1]:
+            runs.append({"round": r, **run(args.out, content, style, name, r, args.size)})
+            row = runs[-1]
+            print(
+                f"round {r} {name:<18} {row['wall_seconds']:7.1f} s  objective {row['objective']:.6g}  "
+                f"on {row['ran_on']}, load {row['load_after']}",
+                flush=True,
+            )
+            (args.out / "result.json").write_text(json.dumps(result, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
