@@ -4,13 +4,17 @@ Each variant is ``nst --quality draft`` at pastiche's working sizes and objectiv
 bench/openvino_draft.py, in a fresh process; its final image is scored by pastiche's own fp32
 objective (bench/objective.py). The variants differ in where OpenVINO's bf16 runs and where MLAS's
 fp32 does (``planning.schedule.Scale.exact_steps``, set here through the draft preset's
-``exact_final_steps``); the targets are fp32 in all but ``bf16``:
+``exact_final_steps``); the targets of the fp32 steps are always fp32:
 
 - ``cpu``: MLAS fp32 throughout (``--device cpu``);
 - ``bf16``: OpenVINO bf16 throughout, targets included (``--device openvino-bf16``);
-- ``bf16-fp32-targets``: bf16 for every step, the targets in fp32 (exact_final_steps 0);
+- ``all-bf16``: bf16 for every step with the schedule's device (exact_final_steps 0);
 - ``polish-K``: bf16 until the top scale's last K steps, which run in fp32;
-- ``top-fp32``: bf16 below the top scale and in its detail pass, the top's full pass in fp32.
+- ``top-fp32``: bf16 below the top scale and in its detail pass, the top's full pass in fp32;
+- ``openvino``: what ``--device openvino`` runs (the draft preset's own exact_final_steps).
+
+The bf16 steps' targets are computed by the bf16 graphs; a variant name ending in ``@fp32-targets``
+computes them with MLAS instead (``engine.coarse_to_fine.FAST_TARGETS``).
 
 Variants run in turn (reversed every other round) for ``--rounds``; a shared host drifts, so only
 ratios within a round mean much.
@@ -42,7 +46,7 @@ def variant(name: str) -> tuple[str, int | str | None]:
         return "cpu", "preset"
     if name == "bf16":
         return "openvino-bf16", "preset"
-    if name == "bf16-fp32-targets":
+    if name == "all-bf16":
         return "openvino", 0
     if name == "top-fp32":
         return "openvino", None
@@ -56,8 +60,12 @@ def variant(name: str) -> tuple[str, int | str | None]:
 def one(name: str, argv: list[str]) -> int:
     """Run nst in this process with the variant's schedule."""
     from nst_runtime.cli import main
+    from nst_runtime.engine import coarse_to_fine
     from nst_runtime.planning import schedule
 
+    if name.endswith("@fp32-targets"):
+        name = name.removesuffix("@fp32-targets")
+        coarse_to_fine.FAST_TARGETS = "fp32"
     device, exact = variant(name)
     if exact != "preset":
         schedule.PRESETS["draft"] = replace(schedule.PRESETS["draft"], exact_final_steps=exact)
@@ -76,6 +84,8 @@ def run(workdir: Path, content: Path, style: Path, name: str, index: int, size: 
     argv = [str(content), str(style), "-o", str(out), "--quality", "draft", "--size", str(size),
             "--content-weight", f"{PASTICHE_CONTENT_WEIGHT:g}", "--seed", "0"]  # fmt: skip
     cmd = [sys.executable, __file__, "--one", name, "--", *argv]
+    if Path("/usr/bin/time").exists():  # the peak RSS of the whole run
+        cmd = ["/usr/bin/time", "-f", "maxrss_kb %M cpu_s %U %S", *cmd]
     started = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "NST_PROGRESS_EVERY": "0"})
     wall = time.perf_counter() - started
@@ -83,15 +93,18 @@ def run(workdir: Path, content: Path, style: Path, name: str, index: int, size: 
     if done.returncode != 0:
         raise SystemExit(f"nst failed on {name}: {done.stderr.strip().splitlines()[-1:]}")
     m = DONE.search(done.stdout + done.stderr)
+    rss = re.search(r"maxrss_kb (\d+) cpu_s ([\d.]+) ([\d.]+)", done.stderr)
     return {
         "variant": name,
-        "device": variant(name)[0],
+        "device": variant(name.removesuffix("@fp32-targets"))[0],
         "ran_on": m.group(2) if m else None,
         "wall_seconds": round(wall, 2),
         "nst_seconds": float(m.group(1)) if m else None,
         "evaluations": int(m.group(3)) if m else None,
         "objective_own": float(m.group(4)) if m else None,
         "load_after": round(os.getloadavg()[0], 2),
+        "peak_rss_gib": round(int(rss.group(1)) / 2**20, 2) if rss else None,
+        "cpu_seconds": round(float(rss.group(2)) + float(rss.group(3)), 1) if rss else None,  # user + sys
         "image": str(out),
         **objective(out, size=size),
     }
@@ -123,8 +136,9 @@ def main() -> int:
             runs.append({"round": r, **run(args.out, content, style, name, r, args.size)})
             row = runs[-1]
             print(
-                f"round {r} {name:<18} {row['wall_seconds']:7.1f} s  objective {row['objective']:.6g}  "
-                f"on {row['ran_on']}, load {row['load_after']}",
+                f"round {r} {name:<18} {row['wall_seconds']:7.1f} s (cpu {row['cpu_seconds']} s)  "
+                f"objective {row['objective']:.6g}  "
+                f"on {row['ran_on']}, load {row['load_after']}, peak {row['peak_rss_gib']} GiB",
                 flush=True,
             )
             (args.out / "result.json").write_text(json.dumps(result, indent=1) + "\n")

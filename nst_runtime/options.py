@@ -113,8 +113,10 @@ class Options:
     seed: int = option(0, "random seed; a CPU run is reproducible bit for bit", "int")
     device: str = option(
         "auto",
-        "where VGG runs: auto uses CUDA when onnxruntime and torch can really use it; openvino runs it "
-        "through OpenVINO (bf16 on CPUs with AMX, else f32), openvino-f32 and openvino-bf16 fix the precision",
+        "where VGG runs: auto is CUDA where onnxruntime and torch can really use it, else cpu or openvino, "
+        "whichever `nst estimate` measured faster here; cpu is fp32 on onnxruntime's CPU provider; openvino "
+        "runs bf16 through OpenVINO on CPUs with AMX, with the full-size scale in fp32 on the CPU provider "
+        "(f32 on OpenVINO without AMX); openvino-f32 and openvino-bf16 run every step on OpenVINO in that precision",
         "choice",
         choices=DEVICES,
     )

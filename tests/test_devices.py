@@ -155,3 +155,47 @@ def test_the_estimate_prices_the_fast_steps_at_the_lower_precisions_speed():
     assert [s.fast_evaluations for s in half.scales[:-1]] == [s.evaluations for s in half.scales[:-1]]
     assert half.scales[-1].fast_evaluations < half.scales[-1].evaluations  # the top's fp32 steps
     assert all(s.fast_evaluations == 0 for s in fp32.scales)
+
+
+@pytest.mark.slow
+def test_the_engine_runs_the_fast_steps_on_the_lower_precisions_graphs(monkeypatch):
+    """Two MLAS VGGs stand for fp32 ("cpu") and the lower precision ("auto"): the scales below the
+    top and every detail pass evaluate on the second, the top's full pass on the first, and each
+    computes its own targets."""
+    from conftest import shared_image
+    from nst_runtime.engine import runner
+    from nst_runtime.vgg.features import VGG, get_vgg
+    from nst_runtime.vgg.graphs import DETAIL_LAYERS
+
+    monkeypatch.setattr(runner, "precisions", lambda device: ("cpu", "auto"))
+    exact, fast, fast_detail = (
+        get_vgg(device="cpu"),
+        get_vgg(device="auto"),
+        get_vgg(layers=DETAIL_LAYERS, device="auto"),
+    )
+    names = {id(exact): "exact", id(fast): "fast", id(fast_detail): "fast detail"}
+    seen: list[tuple[str, str, int]] = []
+    loss_and_grad, forward = VGG.loss_and_grad, VGG.forward
+
+    def counted_loss_and_grad(self, image, targets, graph="fused"):
+        seen.append(("loss", names.get(id(self), "other"), image.shape[3]))
+        return loss_and_grad(self, image, targets, graph)
+
+    def counted_forward(self, image):
+        seen.append(("forward", names.get(id(self), "other"), image.shape[3]))
+        return forward(self, image)
+
+    monkeypatch.setattr(VGG, "loss_and_grad", counted_loss_and_grad)
+    monkeypatch.setattr(VGG, "forward", counted_forward)
+    options = make_options(size=128, quality="draft", device="openvino")
+    result = runner.run(shared_image("golden_gate.jpg"), [shared_image("starry_night.jpg")], options)
+    top = result.scales[-1]
+    assert [s.width for s in result.scales] == [32, 64, 128] and top.exact_steps == top.steps
+    loss_at = {(who, width) for kind, who, width in seen if kind == "loss"}
+    assert loss_at == {("fast", 32), ("fast", 64), ("fast detail", 64), ("fast detail", 128), ("exact", 128)}
+    targets_at = {(who, width) for kind, who, width in seen if kind == "forward"}
+    assert {("fast", 32), ("fast", 64), ("fast", 128), ("exact", 128)} <= targets_at  # the top: both precisions'
+    assert ("exact", 64) not in targets_at
+    exact_evaluations = sum(1 for kind, who, width in seen if kind == "loss" and who == "exact")
+    assert top.steps <= exact_evaluations <= top.steps + 4
+    assert result.device == "cpu"  # both MLAS here: "openvino-bf16+cpu" on OpenVINO

@@ -3,6 +3,7 @@ pass on the shallow layers, the full objective, and the progress and previews on
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 import time
@@ -31,6 +32,8 @@ from ..vgg.graphs import DETAIL_LAYERS
 from .optim import Adam, Minimized, ProjectedLBFGS, minimize
 
 ADAM_LR = 0.02
+#: The targets of the lower precision's steps: "own" (computed by its graphs) or "fp32" (MLAS's).
+FAST_TARGETS = "own"
 
 ProgressCallback = Callable[[Event], None]
 
@@ -96,6 +99,7 @@ class CoarseToFine:
         # the detail passes and each scale's ``fast_steps`` run on them, everything else on ``vgg``.
         self.fast_vgg: VGG | None = None
         self.fast_detail_vgg: VGG | None = None
+        self.fast_builder = self.builder  # the targets of the lower precision's steps (``use_fast``)
         self.opt_started: float | None = None
         self.last_loss = math.nan
         self.last_preview = -math.inf
@@ -113,8 +117,7 @@ class CoarseToFine:
             if scale.steps == 0 and index < len(self.scales) - 1:  # explicit 0 steps: no targets needed either
                 self._skip(index, 0, x)
                 continue
-            objective = self.builder.at(scale.height, scale.width)
-            x, parts = self._optimise_scale(x, objective, index)
+            x, parts = self._optimise_scale(x, index)
         assert x is not None
         return to_array(x), parts.get("total", math.nan), parts
 
@@ -145,37 +148,67 @@ class CoarseToFine:
 
         return evaluate
 
-    def _optimise_scale(
-        self, x: torch.Tensor, objective: Objective, index: int
-    ) -> tuple[torch.Tensor, dict[str, float]]:
+    def use_fast(self, vgg: VGG, detail_vgg: VGG | None) -> None:
+        """Run the detail passes and each scale's ``fast_steps`` on these graphs in a lower precision,
+        against targets computed by them (``FAST_TARGETS``)."""
+        self.fast_vgg, self.fast_detail_vgg = vgg, detail_vgg
+        if FAST_TARGETS == "own":
+            extractor = self.builder.targets
+            assert isinstance(extractor, Extractor)
+            targets = Extractor(vgg, extractor.room, self.options.tile_size)
+            self.fast_builder = dataclasses.replace(self.builder, vgg=vgg, targets=targets, _style_grams={})
+        else:
+            self.fast_builder = self.builder
+
+    def _objectives(self, index: int) -> tuple[Objective | None, Objective | None]:
+        """The scale's objective in fp32 and in the lower precision, each where a step of it runs there."""
+        scale = self.scales[index]
+        if self.fast_vgg is None:
+            return self.builder.at(scale.height, scale.width), None
+        fast_steps = scale.fast_steps
+        exact = scale.steps > fast_steps or scale.steps == 0
+        fast = fast_steps > 0 or (scale.detail_steps > 0 and self.fast_detail_vgg is not None)
+        return (
+            self.builder.at(scale.height, scale.width) if exact else None,
+            self.fast_builder.at(scale.height, scale.width) if fast else None,
+        )
+
+    def _optimise_scale(self, x: torch.Tensor, index: int) -> tuple[torch.Tensor, dict[str, float]]:
         """The scale's optimiser from ``x``; returns its best iterate and that iterate's parts."""
         scale = self.scales[index]
         x = x.detach().clone()
-        if objective.empty:
+        objective, fast_objective = self._objectives(index)
+        some = objective if objective is not None else fast_objective
+        assert some is not None
+        if some.empty:
             self._skip(index, scale.steps + DETAIL_COST * scale.detail_steps, x)
             return x, {}
-        chosen = choose_evaluator(self.vgg, objective, self.options, scale)
-        evaluate = Remembering(self._counted(chosen))
         if scale.steps == 0:
             parts: dict[str, float] = {}
-            if index == len(self.scales) - 1:
-                parts = evaluate(x)[0]  # nothing to optimise, but the result's objective is still reported
+            if index == len(self.scales) - 1:  # nothing to optimise, but the result's objective is still reported
+                parts = self._counted(choose_evaluator(self.vgg, objective, self.options, scale))(x)[0]
             self._skip(index, scale.steps, x)
             return x, parts
         if self.opt_started is None:
             self.opt_started = time.perf_counter()
         # The full pass in phases: its fast steps in the lower precision, then the rest in fp32.
-        phases = [(evaluate, chosen, scale.steps)]
+        phases = []
         fast_steps = scale.fast_steps if self.fast_vgg is not None else 0
         if fast_steps:
-            fast = choose_evaluator(self.fast_vgg, objective, self.options, scale)
-            phases.insert(0, (Remembering(self._counted(fast)), fast, fast_steps))
-            phases[1] = (evaluate, chosen, scale.steps - fast_steps)
+            fast = choose_evaluator(self.fast_vgg, fast_objective, self.options, scale)
+            phases.append((Remembering(self._counted(fast)), fast, fast_steps))
+        if scale.steps > fast_steps:
+            chosen = choose_evaluator(self.vgg, objective, self.options, scale)
+            phases.append((Remembering(self._counted(chosen)), chosen, scale.steps - fast_steps))
         # The detail pass's last step through the full graph, whose per-layer parts say the shallow
-        # objective too, where a tight memory plan does not forbid holding both graphs' buffers.
+        # objective too, where a tight memory plan does not forbid holding both graphs' buffers and
+        # where that graph runs in the detail pass's precision (another one's values would mislead
+        # its line search).
+        detail_objective = fast_objective if self.fast_detail_vgg is not None else some
         opening, opening_evaluator, _ = phases[0]
-        reuse = isinstance(opening_evaluator, FusedEvaluator) and not self.release
-        x, detail_done = self._detail_pass(x, objective, index, opening if reuse else None)
+        same_precision = (self.fast_detail_vgg is None) == (not fast_steps)
+        reuse = isinstance(opening_evaluator, FusedEvaluator) and not self.release and same_precision
+        x, detail_done = self._detail_pass(x, detail_objective, index, opening if reuse else None)
         optimiser = self._optimiser(scale)  # one optimiser across the phases: its curvature pairs carry over
         result, done = None, detail_done
         for phase_evaluate, _, steps in phases:

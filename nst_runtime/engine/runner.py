@@ -133,11 +133,11 @@ def run(
         scales = _planned(options, content_img, style_imgs, memory.budget_device(vgg.device), emit)
     controls = Controls(finish, preview_interval)
     job = CoarseToFine(vgg, options, content_img, style_imgs, init_img, emit, controls, pixel_terms, scales, guides)
-    if fast is not None and any(s.fast_steps or s.detail_steps for s in job.scales):
-        job.fast_vgg = vgg_on(fast)
-    if graphs_dir is None and options.optimizer == "lbfgs" and any(s.detail_steps for s in job.scales):
-        job.detail_vgg = vgg_on(exact, DETAIL_LAYERS, None) if fast is None else None
-        job.fast_detail_vgg = vgg_on(fast, DETAIL_LAYERS, None) if fast is not None else None
+    detail = graphs_dir is None and options.optimizer == "lbfgs" and any(s.detail_steps for s in job.scales)
+    if fast is not None and (detail or any(s.fast_steps for s in job.scales)):
+        job.use_fast(vgg_on(fast), vgg_on(fast, DETAIL_LAYERS, None) if detail else None)
+    elif detail:
+        job.detail_vgg = vgg_on(exact, DETAIL_LAYERS, None)
     models = [m for m in (vgg, job.fast_vgg, job.detail_vgg, job.fast_detail_vgg) if m is not None]
     with contextlib.ExitStack() as stack:
         for model in models:
