@@ -6,13 +6,15 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
+from nst_runtime import NSTError
 from nst_runtime.engine import timing
 from nst_runtime.options import make_options
 from nst_runtime.planning.schedule import PRESETS, plan_scales
-from nst_runtime.vgg import devices
+from nst_runtime.vgg import devices, sessions
 
 CPU_SPEED = timing.Speed(
     evaluation=timing.Curve(((10_000, 0.03), (200_000, 0.5))),
@@ -27,19 +29,25 @@ CPU_SPEED = timing.Speed(
 )
 
 
-def fast_speed(ratio: float, startup_s: float = 5.0) -> timing.Speed:
-    """MLAS's prices with a lower precision whose evaluations take ``ratio`` of MLAS's time."""
+def scaled_prices(ratio: float) -> dict[str, timing.Curve]:
+    """MLAS's evaluation prices (full and detail) times ``ratio``."""
 
     def scaled(curve: timing.Curve) -> timing.Curve:
         return timing.Curve(tuple((p, t * ratio) for p, t in curve.points))
 
+    return {"evaluation": scaled(CPU_SPEED.evaluation), "detail": scaled(CPU_SPEED.detail)}
+
+
+def fast_speed(ratio: float, startup_s: float = 5.0) -> timing.Speed:
+    """MLAS's prices with a lower precision whose evaluations take ``ratio`` of MLAS's time."""
+    prices = scaled_prices(ratio)
     return dataclasses.replace(
         CPU_SPEED,
         device="openvino-bf16+cpu",
         key="openvino",
         startup_s=startup_s,
-        fast=scaled(CPU_SPEED.evaluation),
-        detail=scaled(CPU_SPEED.detail),
+        fast=prices["evaluation"],
+        detail=prices["detail"],
     )
 
 
@@ -57,6 +65,34 @@ def fast_speed(ratio: float, startup_s: float = 5.0) -> timing.Speed:
 )
 def test_auto_takes_openvino_only_where_it_was_measured_clearly_faster_with_amx(cpu, openvino, amx, chosen):
     assert devices.choose(cpu, openvino, amx) == chosen
+
+
+@pytest.mark.parametrize(
+    ("openvino", "amx", "gpu", "chosen"),
+    [
+        (50.0, True, 30.0, "openvino-gpu"),  # an Intel GPU measured fastest
+        (30.0, True, 50.0, "openvino"),
+        (None, False, 50.0, "openvino-gpu"),  # a GPU needs no AMX
+        (50.0, False, 95.0, "cpu"),  # bf16 not without AMX, the GPU not clearly faster
+        (None, True, float("nan"), "cpu"),
+    ],
+)
+def test_auto_takes_an_intel_gpu_by_the_same_rule(openvino, amx, gpu, chosen):
+    assert devices.choose(100.0, openvino, amx, gpu) == chosen
+
+
+def _listed(*names: str) -> list:
+    return [SimpleNamespace(ep_metadata={"ov_device": name}) for name in names]
+
+
+def test_openvino_picks_its_gpu_device_where_listed_and_refuses_in_one_line_where_not():
+    assert sessions.pick_openvino_device(_listed("CPU", "GPU.0"), "GPU").ep_metadata["ov_device"] == "GPU.0"
+    assert sessions.pick_openvino_device(_listed("CPU", "GPU"), "CPU").ep_metadata["ov_device"] == "CPU"
+    with pytest.raises(NSTError) as refused:
+        sessions.pick_openvino_device(_listed("CPU", "NPU"), "GPU")
+    assert str(refused.value) == "OpenVINO is not available on an Intel GPU: it found none here (its devices: CPU, NPU)"
+    assert sessions.openvino_precision("openvino-gpu") == "f32"
+    assert devices.precisions("openvino-gpu") == ("openvino-gpu", None)  # one precision, no MLAS split
 
 
 def test_precisions_split_openvino_into_mlas_fp32_and_bf16_only_with_amx(monkeypatch):
@@ -109,12 +145,16 @@ def calibrations(monkeypatch, tmp_path):
     monkeypatch.setenv("NST_CACHE_DIR", str(tmp_path))
     monkeypatch.setattr("nst_runtime.vgg.sessions.cuda_usable", lambda: False)
     monkeypatch.setattr("nst_runtime.vgg.devices.cuda_usable", lambda: False)
-    monkeypatch.setattr("nst_runtime.vgg.sessions.openvino_available", lambda: True)
-    state = {"amx": True, "ratio": 0.4, "calibrated": []}
+    state = {"amx": True, "ratio": 0.4, "calibrated": [], "listed": {"CPU"}, "gpu_ratio": 0.3}
+    available = lambda kind="CPU": kind in state["listed"]  # noqa: E731  OpenVINO's devices here
+    monkeypatch.setattr("nst_runtime.vgg.sessions.openvino_available", available)
+    monkeypatch.setattr(devices, "openvino_available", available)
     monkeypatch.setattr(devices, "cpu_has_amx", lambda: state["amx"])
 
     def calibrate(options, *_args, **_kwargs):
         state["calibrated"].append(options.device)
+        if options.device == "openvino-gpu":
+            return dataclasses.replace(CPU_SPEED, **scaled_prices(state["gpu_ratio"]), device="openvino-gpu")
         return CPU_SPEED if options.device == "cpu" else fast_speed(state["ratio"])
 
     monkeypatch.setattr(timing, "calibrate", calibrate)
@@ -129,6 +169,16 @@ def test_auto_measures_both_paths_once_and_keeps_the_faster(calibrations):
     assert timing.auto_device(make_options()) == "openvino"  # stored: nothing measured again
     assert calibrations["calibrated"] == ["cpu", "openvino"]
     assert devices.resolve("auto") == "openvino"
+
+
+def test_auto_measures_an_intel_gpu_where_openvino_lists_one_and_forgets_it_once_gone(calibrations):
+    calibrations["listed"] = {"CPU", "GPU"}
+    assert timing.auto_device(make_options()) == "openvino-gpu"
+    assert calibrations["calibrated"] == ["cpu", "openvino", "openvino-gpu"]
+    assert devices.resolve("auto") == "openvino-gpu"
+    calibrations["listed"] = {"CPU"}  # the GPU gone (a driver removed): MLAS, until measured again
+    assert devices.resolve("auto") == "auto"
+    assert timing.auto_device(make_options()) == "cpu"
 
 
 def test_auto_keeps_mlas_where_openvino_was_not_faster(calibrations):

@@ -27,7 +27,7 @@ from nst_runtime.objective.builder import ObjectiveBuilder
 from nst_runtime.options import make_options
 from nst_runtime.vgg.features import VGG
 from nst_runtime.vgg.graphs import GraphSet
-from nst_runtime.vgg.sessions import OPENVINO, create_session, openvino_precision
+from nst_runtime.vgg.sessions import OPENVINO, create_session, openvino_available, openvino_precision
 
 #: 64² · 576 · 1024 = 2.4e9 > 2³¹: the format-6 fused graph's relu1_1 gradient was wrong here.
 PAST_INT32 = (576, 1024)
@@ -137,6 +137,21 @@ def test_openvino_refuses_in_one_line_where_its_plugin_is_missing(vgg19_export, 
         create_session(graph, "openvino")
     message = str(refused.value)
     assert "\n" not in message and "onnxruntime-ep-openvino" in message
+
+
+def test_openvino_gpu_runs_on_an_intel_gpu_or_refuses_in_one_line(vgg19_export, openvino, tmp_path):
+    """No Intel GPU here: the real plugin lists only its CPU, and --device openvino-gpu says so in
+    one line; where OpenVINO lists a GPU the same call opens the session there."""
+    graph = tmp_path / "feature.onnx"
+    shutil.copyfile(vgg19_export.folder / "feature.onnx", graph)
+    if openvino_available("GPU"):
+        assert create_session(graph, "openvino-gpu")[1] == "openvino-gpu"
+        return
+    with pytest.raises(NSTError) as refused:
+        create_session(graph, "openvino-gpu")
+    message = str(refused.value)
+    assert "\n" not in message and message.startswith("OpenVINO is not available on an Intel GPU: it found none here")
+    assert "CPU" in message  # what it did find
 
 
 def test_plain_openvino_takes_bf16_only_where_the_cpu_has_amx():

@@ -467,26 +467,28 @@ def auto_device(
     recalibrate: bool = False,
 ) -> str:
     """The device ``auto`` runs on here: "auto" where CUDA is usable (onnxruntime decides), else
-    "cpu" or "openvino" as the stored choice says; where none is stored (or ``recalibrate``), MLAS
-    and OpenVINO's bf16 schedule are measured now, priced on the default run (512 px, normal),
-    and the faster within ``AUTO_MARGIN`` is stored (never bf16 without AMX: not measured there)."""
+    "cpu", "openvino" or "openvino-gpu" as the stored choice says; where none is stored (or
+    ``recalibrate``), MLAS, OpenVINO's bf16 schedule and its Intel GPU (where listed) are measured
+    now, priced on the default run (512 px, normal), and the fastest within ``AUTO_MARGIN`` of MLAS
+    is stored (never bf16 without AMX: not measured there)."""
     from ..options import Options
-    from ..vgg.devices import choose, cpu_has_amx, stored_choice
-    from ..vgg.sessions import cuda_usable, openvino_available
+    from ..vgg.devices import choose, cpu_has_amx, resolve, stored_choice
+    from ..vgg.sessions import OPENVINO_GPU, cuda_usable, openvino_available
 
     if cuda_usable():
         return "auto"
-    choice = None if recalibrate else stored_choice()
-    if choice is not None:
-        return choice if choice == "cpu" or cpu_has_amx() else "cpu"
+    if not recalibrate and stored_choice() is not None:
+        return "cpu" if (chosen := resolve("auto")) == "auto" else chosen
     measured: dict[str, float] = {}
     amx = cpu_has_amx()
-    for device in ("cpu", "openvino") if amx and openvino_available() else ("cpu",):
+    candidates = ["cpu", *(["openvino"] if amx and openvino_available() else [])]
+    candidates += [OPENVINO_GPU] if openvino_available("GPU") else []
+    for device in candidates:
         speed = calibrate(replace(options, device=device), graphs_dir, log, cancel)
         reference = replace(Options(), device=device, weights=options.weights, pooling=options.pooling)
         # both at an idle machine's prices: the two were measured a minute apart on a shared one
         measured[device] = estimate(384, 512, reference, 1, speed, load_now=0.0, detail_pass=graphs_dir is None).seconds
-    choice = choose(measured["cpu"], measured.get("openvino"), amx)
+    choice = choose(measured["cpu"], measured.get("openvino"), amx, measured.get(OPENVINO_GPU))
     store_choice(choice, measured)
     log(f"auto runs on {choice} here ({', '.join(f'{d} {t:.0f} s' for d, t in measured.items())} for 512 px)")
     return choice
@@ -515,11 +517,11 @@ def load_factor(speed: Speed, load_now: float | None, cpus: int | None = None) -
     """How much slower (or faster) the CPU is now than when it was measured, from the load average.
 
     A run's onnxruntime threads (one per core) get about cpus / (others + cpus) of the machine,
-    so the time scales with (load + cpus); a GPU run does not share that way (OpenVINO's CPU
-    device does).
+    so the time scales with (load + cpus); a GPU run (CUDA, OpenVINO's Intel GPU) does not share
+    that way (OpenVINO's CPU device does).
     """
     cpus = cpus or os.cpu_count() or 1
-    if speed.device == "cuda" or speed.load is None or load_now is None:
+    if speed.device in ("cuda", "openvino-gpu") or speed.load is None or load_now is None:
         return 1.0
     return (max(load_now, 0.0) + cpus) / (max(speed.load, 0.0) + cpus)
 

@@ -6,7 +6,8 @@ session: ``engine.timing``) measured OpenVINO's bf16 schedule (``openvino``) fas
 by at least ``AUTO_MARGIN``; the calibration stores that choice here, keyed by the CPU model,
 its flags, the core count and the runtime's versions, and a key that changes (another CPU, a new
 onnxruntime) falls back to ``cpu`` until it is measured again. bf16 is never chosen without AMX
-(``amx_bf16``): there it lost to MLAS (docs/benchmarks.md §9).
+(``amx_bf16``): there it lost to MLAS (docs/benchmarks.md §9). Where OpenVINO lists an Intel GPU,
+the calibration measures ``openvino-gpu`` too, and ``auto`` takes it by the same rule.
 """
 
 from __future__ import annotations
@@ -17,7 +18,15 @@ import platform
 from importlib import metadata
 from pathlib import Path
 
-from .sessions import cpu_flags, cpu_has_amx, cuda_usable, openvino_precision, physical_cores
+from .sessions import (
+    OPENVINO_GPU,
+    cpu_flags,
+    cpu_has_amx,
+    cuda_usable,
+    openvino_available,
+    openvino_precision,
+    physical_cores,
+)
 
 CHOICE_FILE = "device-choice.json"
 #: ``auto`` takes OpenVINO only where its run was measured at most this fraction of MLAS's time:
@@ -41,18 +50,27 @@ def precisions(device: str) -> tuple[str, str | None]:
 
 def resolve(device: str, path: Path | None = None) -> str:
     """``auto`` as this machine's stored choice says: "openvino" where it was measured faster and the
-    CPU has AMX, else "auto" (CUDA where usable, MLAS otherwise); any other device as it is."""
-    if device == "auto" and cpu_has_amx() and stored_choice(path) == "openvino" and not cuda_usable():
-        return "openvino"  # CUDA asked last: on a machine with an NVIDIA driver that check imports torch
+    CPU has AMX, "openvino-gpu" where that was and OpenVINO still lists the GPU, else "auto" (CUDA
+    where usable, MLAS otherwise); any other device as it is."""
+    if device != "auto":
+        return device
+    choice = stored_choice(path)
+    usable = (choice == "openvino" and cpu_has_amx()) or (choice == OPENVINO_GPU and openvino_available("GPU"))
+    if usable and not cuda_usable():  # CUDA asked last: on a machine with an NVIDIA driver that check imports torch
+        return choice
     return device
 
 
-def choose(cpu_seconds: float, openvino_seconds: float | None, amx: bool) -> str:
-    """The faster measured path for ``auto`` on a CPU: "openvino" only with AMX and a measured time
-    within AUTO_MARGIN of MLAS's, else "cpu" (never a path that may be slower)."""
-    if not amx or openvino_seconds is None or not openvino_seconds > 0 or not cpu_seconds > 0:
+def choose(cpu_seconds: float, openvino_seconds: float | None, amx: bool, gpu_seconds: float | None = None) -> str:
+    """The fastest measured path for ``auto`` where there is no CUDA: "openvino" (bf16) only with AMX,
+    "openvino-gpu" only where it was measured, each only with a time within AUTO_MARGIN of MLAS's;
+    else "cpu" (never a path that may be slower)."""
+    if not cpu_seconds > 0:
         return "cpu"
-    return "openvino" if openvino_seconds <= AUTO_MARGIN * cpu_seconds else "cpu"
+    candidates = {OPENVINO_GPU: gpu_seconds, **({"openvino": openvino_seconds} if amx else {})}
+    timed = {d: t for d, t in candidates.items() if t is not None and t > 0}  # NaN fails t > 0 as well
+    best = min(timed, key=timed.__getitem__, default=None)
+    return best if best is not None and timed[best] <= AUTO_MARGIN * cpu_seconds else "cpu"
 
 
 def _version(name: str) -> str:
@@ -106,10 +124,10 @@ def read_choices(path: Path | None = None) -> dict:
 
 
 def stored_choice(path: Path | None = None) -> str | None:
-    """This machine's stored choice for ``auto`` ("cpu" or "openvino"), or None where none is stored."""
+    """This machine's stored choice for ``auto`` ("cpu", "openvino" or "openvino-gpu"), or None where none is stored."""
     record = read_choices(path).get(machine_key())
     device = record.get("device") if isinstance(record, dict) else None
-    return device if device in ("cpu", "openvino") else None
+    return device if device in ("cpu", "openvino", OPENVINO_GPU) else None
 
 
 def device_label(used: str) -> str:
@@ -121,5 +139,6 @@ def device_label(used: str) -> str:
         "openvino-f32": "CPU, OpenVINO f32",
         "openvino-bf16": "CPU, OpenVINO bf16",
         "openvino-bf16+cpu": "CPU, OpenVINO bf16 with an fp32 finish",
+        OPENVINO_GPU: "Intel GPU, OpenVINO f32",
     }
     return labels.get(used, used)

@@ -6,6 +6,7 @@ session that, once created, still reports the CUDA provider; everything else run
 "openvino-f32" and "openvino-bf16" run the graphs through OpenVINO's plugin provider (the package
 onnxruntime-ep-openvino, registered into onnxruntime at first use) on its CPU device, with the
 precision explicit; plain "openvino" takes bf16 where the CPU has AMX and f32 elsewhere (issue 23).
+"openvino-gpu" runs them in f32 on OpenVINO's GPU device (an Intel GPU), where the plugin lists one.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
 OPENVINO = "OpenVINOExecutionProvider"
 OPENVINO_DEVICES = tuple(d for d in DEVICES if d.startswith("openvino"))
+OPENVINO_GPU = "openvino-gpu"
 
 
 def physical_cores() -> int:
@@ -139,8 +141,9 @@ def _lock_for(key: tuple) -> threading.Lock:
 _openvino_lock = threading.Lock()
 
 
-def openvino_device() -> ort.OrtEpDevice:
-    """OpenVINO's CPU device, its plugin registered once per process; a one-line NSTError if unusable."""
+def openvino_device(kind: str = "CPU") -> ort.OrtEpDevice:
+    """OpenVINO's ``kind`` device ("CPU" or "GPU"), its plugin registered once per process; a one-line
+    NSTError where the plugin is unusable or lists no such device."""
     with _openvino_lock:
         try:
             import onnxruntime_ep_openvino as plugin
@@ -156,16 +159,25 @@ def openvino_device() -> ort.OrtEpDevice:
                 ort.register_execution_provider_library("openvino", plugin.get_library_path())
             except Exception as exc:
                 raise NSTError(f"OpenVINO is not available: {str(exc).splitlines()[0][:200]}") from None
-        for d in ort.get_ep_devices():
-            if d.ep_name == OPENVINO and d.ep_metadata.get("ov_device") == "CPU":
-                return d
-    raise NSTError("OpenVINO is not available: it found no CPU device here")
+        listed = [d for d in ort.get_ep_devices() if d.ep_name == OPENVINO]
+    return pick_openvino_device(listed, kind)
 
 
-def openvino_available() -> bool:
-    """Whether OpenVINO's CPU device can be used here (its plugin installed and loadable)."""
+def pick_openvino_device(listed: list, kind: str) -> ort.OrtEpDevice:
+    """The device of ``kind`` among OpenVINO's ``listed`` ones (their ``ep_metadata["ov_device"]``
+    says "CPU", "GPU", "GPU.0", "NPU"…); a one-line NSTError naming what it found where none is."""
+    for d in listed:
+        if d.ep_metadata.get("ov_device", "").split(".")[0] == kind:
+            return d
+    found = ", ".join(sorted({d.ep_metadata.get("ov_device", "?") for d in listed})) or "none"
+    what = "an Intel GPU" if kind == "GPU" else f"a {kind} device"
+    raise NSTError(f"OpenVINO is not available on {what}: it found none here (its devices: {found})")
+
+
+def openvino_available(kind: str = "CPU") -> bool:
+    """Whether OpenVINO's ``kind`` device can be used here (its plugin installed and loadable, the device listed)."""
     try:
-        openvino_device()
+        openvino_device(kind)
     except NSTError:
         return False
     return True
@@ -192,26 +204,31 @@ def openvino_precision(device: str, amx: bool | None = None) -> str:
     """The precision ("f32" or "bf16") of an openvino device name; plain "openvino" takes bf16 only
     with AMX: OpenVINO lists BF16 even where it only emulates it, and without AMX bf16 lost to
     MLAS fp32 (docs/benchmarks.md §9)."""
+    if device == OPENVINO_GPU:
+        return "f32"  # f16, the GPU plugin's default, was not measured (no Intel GPU here)
     if device != "openvino":
         return device.removeprefix("openvino-")
     return "bf16" if (cpu_has_amx() if amx is None else amx) else "f32"
 
 
 def _openvino_session(path: Path, device: str, threads: int | None) -> tuple[ort.InferenceSession, str]:
-    """A session whose graph runs on OpenVINO's CPU device, with the precision explicit (with no
-    hint, OpenVINO picks bf16 on a CPU that has it) and its thread count through load_config
-    (the provider ignores num_of_threads)."""
-    ep_device = openvino_device()
+    """A session whose graph runs on OpenVINO's CPU device (or its GPU one for "openvino-gpu"), with
+    the precision explicit (with no hint, OpenVINO picks bf16 on a CPU that has it, f16 on a GPU)
+    and the CPU's thread count through load_config (the provider ignores num_of_threads)."""
+    kind = "GPU" if device == OPENVINO_GPU else "CPU"
+    ep_device = openvino_device(kind)
     precision = openvino_precision(device)
-    config = {"INFERENCE_PRECISION_HINT": precision, "INFERENCE_NUM_THREADS": str(threads or physical_cores())}
+    config = {"INFERENCE_PRECISION_HINT": precision}
+    if kind == "CPU":
+        config["INFERENCE_NUM_THREADS"] = str(threads or physical_cores())
     options = session_options(threads)
     options.add_session_config_entry("session.record_ep_graph_assignment_info", "1")  # which nodes OpenVINO took
-    options.add_provider_for_devices([ep_device], {"load_config": json.dumps({"CPU": config})})
+    options.add_provider_for_devices([ep_device], {"load_config": json.dumps({kind: config})})
     try:
         session = ort.InferenceSession(str(path), options)
     except Exception as exc:
         raise NSTError(f"OpenVINO could not open {path.name}: {str(exc).splitlines()[0][:200]}") from None
-    return session, f"openvino-{precision}"
+    return session, OPENVINO_GPU if kind == "GPU" else f"openvino-{precision}"
 
 
 def _create_session(path: Path, device: str, threads: int | None) -> tuple[ort.InferenceSession, str]:
