@@ -13,13 +13,17 @@ fp32 does (``planning.schedule.Scale.exact_steps``, set here through the draft p
 - ``top-fp32``: bf16 below the top scale and in its detail pass, the top's full pass in fp32;
 - ``openvino``: what ``--device openvino`` runs (the draft preset's own exact_final_steps).
 
-The bf16 steps' targets are computed by the bf16 graphs; a variant name ending in ``@fp32-targets``
-computes them with MLAS instead (``engine.coarse_to_fine.FAST_TARGETS``).
+The bf16 steps' targets are computed by MLAS in fp32; a variant name ending in ``@own-targets``
+computes them with the bf16 graphs instead (``engine.coarse_to_fine.FAST_TARGETS``).
 
 Variants run in turn (reversed every other round) for ``--rounds``; a shared host drifts, so only
 ratios within a round mean much.
 
-    python bench/precision_schedule.py --variants cpu top-fp32 polish-4 --rounds 2 --out /tmp/ps
+    NST_CACHE_DIR=/tmp/nst-bench python bench/precision_schedule.py --variants cpu top-fp32 polish-4 \
+        --rounds 2 --out /tmp/ps
+
+A cache of its own (NST_CACHE_DIR) keeps another checkout's runs from re-exporting the graphs in
+the middle of a run (a checkout on another graph format overwrites them).
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+OWN_TARGETS = "@own-targets"
 DONE = re.compile(r"in ([\d.]+) s on (\S+), (\d+) evaluations, loss ([\d.e+-]+)")
 
 
@@ -63,9 +68,9 @@ def one(name: str, argv: list[str]) -> int:
     from nst_runtime.engine import coarse_to_fine
     from nst_runtime.planning import schedule
 
-    if name.endswith("@fp32-targets"):
-        name = name.removesuffix("@fp32-targets")
-        coarse_to_fine.FAST_TARGETS = "fp32"
+    if name.endswith(OWN_TARGETS):
+        name = name.removesuffix(OWN_TARGETS)
+        coarse_to_fine.FAST_TARGETS = "own"
     device, exact = variant(name)
     if exact != "preset":
         schedule.PRESETS["draft"] = replace(schedule.PRESETS["draft"], exact_final_steps=exact)
@@ -96,7 +101,7 @@ def run(workdir: Path, content: Path, style: Path, name: str, index: int, size: 
     rss = re.search(r"maxrss_kb (\d+) cpu_s ([\d.]+) ([\d.]+)", done.stderr)
     return {
         "variant": name,
-        "device": variant(name.removesuffix("@fp32-targets"))[0],
+        "device": variant(name.removesuffix(OWN_TARGETS))[0],
         "ran_on": m.group(2) if m else None,
         "wall_seconds": round(wall, 2),
         "nst_seconds": float(m.group(1)) if m else None,

@@ -208,16 +208,18 @@ def test_the_estimate_prices_the_fast_steps_at_the_lower_precisions_speed():
 
 
 @pytest.mark.slow
-def test_the_engine_runs_the_fast_steps_on_the_lower_precisions_graphs(monkeypatch):
+@pytest.mark.parametrize("targets", ["fp32", "own"])
+def test_the_engine_runs_the_fast_steps_on_the_lower_precisions_graphs(monkeypatch, targets):
     """Two MLAS VGGs stand for fp32 ("cpu") and the lower precision ("auto"): the scales below the
-    top and every detail pass evaluate on the second, the top's full pass on the first, and each
-    computes its own targets."""
+    top and every detail pass evaluate on the second, the top's full pass on the first; the targets
+    come from fp32's graphs (the default) or from each precision's own."""
     from conftest import shared_image
-    from nst_runtime.engine import runner
+    from nst_runtime.engine import coarse_to_fine, runner
     from nst_runtime.vgg.features import VGG, get_vgg
     from nst_runtime.vgg.graphs import DETAIL_LAYERS
 
     monkeypatch.setattr(runner, "precisions", lambda device: ("cpu", "auto"))
+    monkeypatch.setattr(coarse_to_fine, "FAST_TARGETS", targets)
     exact, fast, fast_detail = (
         get_vgg(device="cpu"),
         get_vgg(device="auto"),
@@ -244,8 +246,12 @@ def test_the_engine_runs_the_fast_steps_on_the_lower_precisions_graphs(monkeypat
     loss_at = {(who, width) for kind, who, width in seen if kind == "loss"}
     assert loss_at == {("fast", 32), ("fast", 64), ("fast detail", 64), ("fast detail", 128), ("exact", 128)}
     targets_at = {(who, width) for kind, who, width in seen if kind == "forward"}
-    assert {("fast", 32), ("fast", 64), ("fast", 128), ("exact", 128)} <= targets_at  # the top: both precisions'
-    assert ("exact", 64) not in targets_at
+    if targets == "own":
+        assert {("fast", 32), ("fast", 64), ("fast", 128), ("exact", 128)} <= targets_at  # the top: both precisions'
+        assert ("exact", 64) not in targets_at
+    else:
+        assert {("exact", 32), ("exact", 64), ("exact", 128)} <= targets_at
+        assert not {who for who, _ in targets_at} & {"fast", "fast detail"}
     exact_evaluations = sum(1 for kind, who, width in seen if kind == "loss" and who == "exact")
     assert top.steps <= exact_evaluations <= top.steps + 4
     assert result.device == "cpu"  # both MLAS here: "openvino-bf16+cpu" on OpenVINO

@@ -104,7 +104,7 @@ class Scale:
     tiles: int = 0  # how many exact tiles the planner expects an evaluation to take (0: the whole image)
     # Where the device has a faster, lower precision (OpenVINO's bf16 beside MLAS's fp32): how many
     # of the full pass's last steps run in fp32 (None: all of them); the detail pass and the steps
-    # before these take the lower precision, the targets are always fp32 (docs/benchmarks.md §9).
+    # before these take the lower precision, all with fp32 targets (docs/benchmarks.md §9).
     exact_steps: int | None = None
 
     def __iter__(self) -> Iterator[int]:
