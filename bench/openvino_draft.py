@@ -28,40 +28,64 @@ from time_to_quality import prepared_inputs
 from nst_runtime.objective.losses import PASTICHE_CONTENT_WEIGHT
 
 DONE = re.compile(r"in ([\d.]+) s on (\S+), (\d+) evaluations, loss ([\d.e+-]+)")
+USAGE = re.compile(r"maxrss_kb (\d+) cpu_s ([\d.]+) ([\d.]+)")
 
 
-def run(workdir: Path, content: Path, style: Path, device: str, index: int, size: int) -> dict:
-    out = workdir / f"nst-{device}-{index}.png"
-    cmd = [sys.executable, "-m", "nst_runtime", str(content), str(style), "-o", str(out), "--quality", "draft",
-           "--size", str(size), "--content-weight", f"{PASTICHE_CONTENT_WEIGHT:g}", "--seed", "0",
-           "--device", device]  # fmt: skip
+def pastiche_argv(content: Path, style: Path, out: Path, size: int) -> list[str]:
+    """nst's arguments for the standard draft job at pastiche's objective balance."""
+    return [str(content), str(style), "-o", str(out), "--quality", "draft", "--size", str(size),
+            "--content-weight", f"{PASTICHE_CONTENT_WEIGHT:g}", "--seed", "0"]  # fmt: skip
+
+
+def timed(cmd: list[str], out: Path, size: int) -> dict:
+    """Run one nst command writing ``out`` (its log beside it; peak RSS and CPU time through
+    /usr/bin/time where it exists): what its last line says, and ``out`` scored by pastiche's
+    fp32 objective."""
+    if Path("/usr/bin/time").exists():
+        cmd = ["/usr/bin/time", "-f", "maxrss_kb %M cpu_s %U %S", *cmd]
     started = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "NST_PROGRESS_EVERY": "0"})
     wall = time.perf_counter() - started
-    (workdir / f"nst-{device}-{index}.log").write_text(done.stderr + done.stdout)
+    out.with_suffix(".log").write_text(done.stderr + done.stdout)
     if done.returncode != 0:
-        raise SystemExit(f"nst failed on {device}: {done.stderr.strip().splitlines()[-1:]}")
+        raise SystemExit(f"nst failed for {out.name}: {done.stderr.strip().splitlines()[-1:]}")
     m = DONE.search(done.stdout + done.stderr)
+    usage = USAGE.search(done.stderr)
     return {
-        "device": device,
         "ran_on": m.group(2) if m else None,
-        "wall_seconds": wall,
+        "wall_seconds": round(wall, 2),
         "nst_seconds": float(m.group(1)) if m else None,
         "evaluations": int(m.group(3)) if m else None,
-        "objective_own_precision": float(m.group(4)) if m else None,
+        "objective_own": float(m.group(4)) if m else None,  # in the run's own precision
+        "load_after": round(os.getloadavg()[0], 2),
+        "peak_rss_gib": round(int(usage.group(1)) / 2**20, 2) if usage else None,
+        "cpu_seconds": round(float(usage.group(2)) + float(usage.group(3)), 1) if usage else None,  # user + sys
         "image": str(out),
         **objective(out, size=size),
     }
 
 
-def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--devices", nargs="+", default=["cpu", "openvino"])
+def run(workdir: Path, content: Path, style: Path, device: str, index: int, size: int) -> dict:
+    out = workdir / f"nst-{device}-{index}.png"
+    cmd = [sys.executable, "-m", "nst_runtime", *pastiche_argv(content, style, out, size), "--device", device]
+    return {"device": device, **timed(cmd, out, size)}
+
+
+def job_arguments(doc: str, which: str, default: list[str], out: str) -> argparse.Namespace:
+    """The command line of a bench that runs the standard job once per ``which`` (``--devices``,
+    ``--variants``) for ``--rounds``; its ``--out`` folder made."""
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument(which, nargs="+", default=default)
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--size", type=int, default=512)
-    p.add_argument("--out", type=Path, default=Path("bench/results/openvino-draft"))
+    p.add_argument("--out", type=Path, default=Path(out))
     args = p.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    return args
+
+
+def main() -> int:
+    args = job_arguments(__doc__, "--devices", ["cpu", "openvino"], "bench/results/openvino-draft")
     content, style = prepared_inputs(args.out, args.size)
     runs = []
     for r in range(args.rounds):

