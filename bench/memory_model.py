@@ -1,4 +1,4 @@
-"""Measured peak memory of one evaluation, against the planner's estimate (nst_runtime/memory.py).
+"""Measured peak memory of one evaluation, against the planner's estimate (nst_runtime/planning/memory.py).
 
 Each (mode, size) runs in a fresh process: the graphs' sessions are created and warmed on a
 small image, the peak-RSS counter is reset (``/proc/self/clear_refs``), then one evaluation runs

@@ -52,7 +52,7 @@ def export_tile_graph(graphs, folder: Path) -> Path:
     import onnx
     from onnx import compose
 
-    from nst_export.onnx_graphs import TRACE_SIZE, _dims, _output_level, _quiet
+    from nst_export.onnx_graphs import TRACE_SIZE, dynamic_dims, output_level, quiet_exporter
     from nst_export.sources import locate_source
     from nst_export.torch_vgg import FeatureNet
     from nst_export.weights import load_weights
@@ -69,16 +69,16 @@ def export_tile_graph(graphs, folder: Path) -> Path:
         c = outputs[s].shape[1]
         examples[f"coef_{s}"] = torch.randn(c, c)
         examples[f"map_{s}"] = torch.rand_like(outputs[s][:, :1])
-    levels = _dims(1 + sum(1 for layer in net.plan if layer.kind == "pool"))
+    levels = dynamic_dims(1 + sum(1 for layer in net.plan if layer.kind == "pool"))
 
     def spec(name: str):
         layer = content if name in ("content_target", "content_map") else name.removeprefix("map_")
         if name.startswith("coef_") or layer not in net.taps:
             return None
-        level = levels[_output_level(net, layer)]
+        level = levels[output_level(net, layer)]
         return {2: level[0], 3: level[1]}
 
-    with _quiet(), torch.no_grad():
+    with quiet_exporter(), torch.no_grad():
         program = torch.onnx.export(
             up.eval(), tuple(examples[n] for n in up.input_names), dynamo=True, opset_version=18, verbose=False,
             input_names=up.input_names, output_names=[f"grad_{t}" for t in net.taps],

@@ -23,7 +23,7 @@ from .torch_vgg import FeatureNet, GradientNet
 TRACE_SIZE = (64, 96)  # not square, so height and width cannot be confused while tracing
 
 
-def _output_level(net: FeatureNet, name: str) -> int:
+def output_level(net: FeatureNet, name: str) -> int:
     """How many pools the output of layer ``name`` has been through (its resolution level)."""
     level = 0
     for layer in net.plan:
@@ -33,7 +33,8 @@ def _output_level(net: FeatureNet, name: str) -> int:
     raise KeyError(name)
 
 
-def _dims(levels: int) -> list[tuple[torch.export.Dim, torch.export.Dim]]:
+def dynamic_dims(levels: int) -> list[tuple[torch.export.Dim, torch.export.Dim]]:
+    """A dynamic (height, width) pair per resolution level, so one graph takes any image size."""
     return [
         (torch.export.Dim(f"height_{i}", min=1, max=1 << 16), torch.export.Dim(f"width_{i}", min=1, max=1 << 16))
         for i in range(levels)
@@ -41,7 +42,7 @@ def _dims(levels: int) -> list[tuple[torch.export.Dim, torch.export.Dim]]:
 
 
 @contextlib.contextmanager
-def _quiet():
+def quiet_exporter():
     """The exporter narrates every pass on stdout and warns about torchvision; users need neither."""
     loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "torch._dynamo", "onnxscript")]
     old = [lg.level for lg in loggers]
@@ -70,7 +71,7 @@ def export_feature_graph(net: FeatureNet, path: Path, opset: int = DEFAULT_OPSET
     image = torch.rand(1, 3, *TRACE_SIZE)
     height = torch.export.Dim("height", min=16, max=1 << 16)
     width = torch.export.Dim("width", min=16, max=1 << 16)
-    with _quiet(), torch.no_grad():
+    with quiet_exporter(), torch.no_grad():
         program = torch.onnx.export(
             net.eval(),
             (image,),
@@ -88,12 +89,12 @@ def export_gradient_graph(net: FeatureNet, grad_net: GradientNet, path: Path, op
     with torch.no_grad():
         outputs = dict(zip(net.output_names, net(torch.rand(1, 3, *TRACE_SIZE)), strict=True))
     inputs = [outputs[n] for n in grad_net.saved_inputs] + [torch.randn_like(outputs[t]) for t in net.taps]
-    levels = _dims(1 + sum(1 for layer in net.plan if layer.kind == "pool"))
+    levels = dynamic_dims(1 + sum(1 for layer in net.plan if layer.kind == "pool"))
     dynamic = tuple(
         {2: levels[level][0], 3: levels[level][1]}
-        for level in (_output_level(net, grad_net.layer_of(name)) for name in grad_net.input_names)
+        for level in (output_level(net, grad_net.layer_of(name)) for name in grad_net.input_names)
     )
-    with _quiet(), torch.no_grad():
+    with quiet_exporter(), torch.no_grad():
         program = torch.onnx.export(
             grad_net.eval(),
             tuple(inputs),
@@ -164,13 +165,13 @@ def _loss_examples(net: FeatureNet, content: str | None):
     if content:
         examples["content_target"] = torch.randn_like(outputs[content])
     examples["content_weight"] = torch.tensor(1.0)
-    levels = _dims(1 + sum(1 for layer in net.plan if layer.kind == "pool"))
+    levels = dynamic_dims(1 + sum(1 for layer in net.plan if layer.kind == "pool"))
 
     def tap_spec(name: str) -> dict | None:
         layer = content if name == "content_target" else name
         if layer not in net.taps:
             return None
-        level = _output_level(net, layer)
+        level = output_level(net, layer)
         return {2: levels[level][0], 3: levels[level][1]}
 
     return outputs, examples, tap_spec
@@ -189,7 +190,7 @@ def _compose_with_loss(
     """Export ``loss_net`` and wire it between the feature and the gradient graph by name."""
     from onnx import compose
 
-    with _quiet(), torch.no_grad():
+    with quiet_exporter(), torch.no_grad():
         program = torch.onnx.export(
             loss_net.eval(), tuple(examples[n] for n in loss_net.input_names), dynamo=True, opset_version=opset,
             verbose=False, input_names=loss_net.input_names, output_names=loss_net.output_names,

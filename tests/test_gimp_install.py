@@ -158,3 +158,42 @@ def test_install_everywhere_says_where_and_prints_the_flatpak_permission(
     assert gimp_install.FLATPAK_OVERRIDE not in capsys.readouterr().out, "already allowed"
     assert gimp_install.main(["--uninstall"]) == 0
     assert not entry(xdg / "GIMP" / "3.2").exists() and not entry(flatpak).exists()
+
+
+def test_gimp_3_0_and_3_2_side_by_side_both_get_the_plugin(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys
+) -> None:
+    """A user who has run GIMP 3.0 and GIMP 3.2: one command installs into both folders, each with
+    the runtime's Python, and one uninstall removes both."""
+    home, xdg = tmp_path / "home", tmp_path / "xdg"
+    old, new = xdg / "GIMP" / "3.0", xdg / "GIMP" / "3.2"
+    _mkdirs(old, new, home)
+    monkeypatch.delenv("GIMP3_DIRECTORY", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(xdg))
+    monkeypatch.setattr(gimp_install.Path, "home", classmethod(lambda cls: home))
+    monkeypatch.setattr(gimp_install.sys, "platform", "linux")
+    assert gimp_install.main(["--python", "/opt/venv/bin/python"]) == 0
+    out = capsys.readouterr().out
+    assert f"GIMP 3.0: {old}" in out and f"GIMP 3.2: {new}" in out
+    assert "no GIMP 3 user folder existed yet" not in out
+    for folder in (old, new):
+        assert entry(folder).is_file() and entry(folder).stat().st_mode & stat.S_IXUSR
+        runtime = json.loads((folder / "plug-ins" / PLUGIN / "runtime.json").read_text())
+        assert runtime == {"python": "/opt/venv/bin/python"}
+    assert gimp_install.main(["--uninstall"]) == 0
+    assert not entry(old).exists() and not entry(new).exists()
+
+
+def test_with_no_gimp_folder_yet_it_says_which_gimp_takes_the_plugin(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys
+) -> None:
+    """GIMP 3 never started: GIMP/3.0 is made, which GIMP 3.2 copies on its first start (tested with
+    real GIMP in tests/gimp/test_install.py); only the Flatpak's own folder needs a second run."""
+    monkeypatch.delenv("GIMP3_DIRECTORY", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setattr(gimp_install.Path, "home", classmethod(lambda cls: tmp_path))
+    monkeypatch.setattr(gimp_install.sys, "platform", "linux")
+    assert gimp_install.main([]) == 0
+    out = capsys.readouterr().out
+    assert entry(tmp_path / "xdg" / "GIMP" / "3.0").is_file()
+    assert "a GIMP 3.0 or 3.2 takes the plug-in from this one" in out and "Flatpak GIMP, start it once" in out

@@ -58,7 +58,9 @@ def test_no_private_name_crosses_a_module_boundary(root: str):
     offenders = []
     for path in _modules(REPO / root):
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith("nst_runtime")):
+            if not isinstance(node, ast.ImportFrom):
+                continue
+            if node.level or (node.module or "").startswith(("nst_runtime", "nst_export")):
                 names = [a.name for a in node.names if a.name.startswith("_") and not a.name.startswith("__")]
                 offenders += [f"{path.relative_to(REPO)}:{node.lineno} {n}" for n in names]
     assert not offenders, offenders

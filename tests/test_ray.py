@@ -66,7 +66,9 @@ def test_a_killed_worker_is_retried_and_the_batch_completes(tmp_path, cluster, p
     style = str(shared_image("starry_night.jpg"))
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "nst_runtime", "batch", str(photos / "p0.png"), str(photos / "p1.png")]
-    cmd += ["--style", style, "-o", str(out), "--ray", cluster, "--size", "64", "--steps", "40"]
+    # Long enough (600 steps) that the driver sees "started" well before the task could finish:
+    # with 40 steps a quiet CI machine finished p0 in 3.8 s, before the kill, and nothing was retried.
+    cmd += ["--style", style, "-o", str(out), "--ray", cluster, "--size", "64", "--steps", "600"]
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
     victim, lines = None, []
     while victim is None:

@@ -98,6 +98,25 @@ def test_previews_come_when_asked_and_finish_returns_the_best_image_at_full_size
     assert np.abs(rgba[..., :3].astype(int) - source[..., :3]).mean() > 1, "the best image so far is not the photo"
 
 
+def test_full_size_continues_the_image_so_far_to_the_content_s_own_size(photo_rgba, painting) -> None:
+    """The live dialog's Full size: the run at its size ends at once, and its best image is
+    continued by the scales above that size, up to the content's own (96×72 from 48 px)."""
+    request = long_request(photo_rgba, painting, options={"size": 48, "steps": 2000})
+    session = Session(request)
+    session.wait_for(lambda m: iterating(m) and m["step"] >= 5)
+    session.send({"command": "full_size"})
+    status = session.wait_for(lambda m: m.get("event") == "status" and "full size" in m["message"])
+    continued = session.lines.index(status)
+    session.wait_for(lambda m: iterating(m) and m["width"] == 96 and m["step"] >= 3)
+    session.send({"command": "finish"})
+    code, last = session.end()
+    assert code == 0, last
+    done = last["done"]
+    assert done["continued"] is True and (done["width"], done["height"]) == (96, 72)
+    sizes = {(m["width"], m["height"]) for m in session.lines[continued:] if iterating(m)}
+    assert sizes == {(96, 72)}, "only the scales above the image so far run"
+
+
 def test_no_previews_unless_asked(photo_rgba, painting) -> None:
     session = Session({**long_request(photo_rgba, painting), "options": {"steps": 3, "size": 48}})
     code, last = session.end(300)

@@ -1,7 +1,8 @@
 #!/bin/sh
-# Run a command where GIMP 3 lives: directly on a Debian 13+ host, otherwise inside the Debian 13
-# root made by provision-gimp3.sh, in a private mount namespace (every mount vanishes with the
-# command) with these host dirs bind-mounted at the same path:
+# Run a command where GIMP 3 lives: directly on a host that has it, otherwise inside the Debian
+# root made by provision-gimp3.sh for $NST_GIMP_VERSION (3.0: trixie, 3.2: sid; see
+# gimp3-common.sh), in a private mount namespace (every mount vanishes with the command) with
+# these host dirs bind-mounted at the same path:
 #   - the repo (read-only) and $NST_CACHE_DIR (read-write, created) when set,
 #   - the Python env of $NST_GIMP3_PYTHON (default $NST_PYTHON): sys.prefix, sys.base_prefix and
 #     the source dir of its nst_runtime (editable installs), read-only,
@@ -11,12 +12,17 @@
 # A Python that lives in system dirs (a venv made from /usr/bin/python3) cannot be bound at the
 # same path without hiding the root's own /usr: then the host's / is bound at /host and, unless
 # NST_PYTHON is set, NST_PYTHON names a wrapper that runs that Python via `chroot /host`.
-#   usage: tools/gimp3-run.sh COMMAND [ARG...]
+# The command sees NST_GIMP_CONSOLE and NST_GIMP_GUI, that version's binaries (gimp-console-3.x, gimp-3.x).
+#   usage: [NST_GIMP_VERSION=3.2] tools/gimp3-run.sh COMMAND [ARG...]
 set -eu
 . "$(dirname "$0")/gimp3-common.sh"
 [ $# -gt 0 ] || { echo "usage: $0 COMMAND [ARG...]" >&2; exit 2; }
+export NST_GIMP_VERSION NST_GIMP_CONSOLE NST_GIMP_GUI
 if [ "$(nst_gimp3_mode)" = native ]; then exec "$@"; fi
-[ -f "$NST_GIMP3_STAMP" ] || { echo "gimp3-run: no GIMP 3 root at $NST_GIMP3_ROOT; run tools/provision-gimp3.sh" >&2; exit 1; }
+[ -f "$NST_GIMP_STAMP" ] || {
+  echo "gimp3-run: no GIMP $NST_GIMP_VERSION root at $NST_GIMP_ROOT; run NST_GIMP_VERSION=$NST_GIMP_VERSION tools/provision-gimp3.sh" >&2
+  exit 1
+}
 
 # Dirs a Python interpreter needs, printed one per line (run from / so the cwd shadows nothing).
 python_dirs() {
@@ -51,9 +57,9 @@ plan=$( { echo "$rw" | tr ':' '\n' | sed -n 's|^\(/.*[^/]\)/*$|rw \1|p'
           echo "$ro" | tr ':' '\n' | sed -n 's|^\(/.*[^/]\)/*$|ro \1|p'; } |
         awk '{ print length($2), $0 }' | sort -n -s | cut -d' ' -f2- | awk '!seen[$2]++')
 
-export NST_GIMP3_ROOT NST_GIMP3_PLAN="$plan" NST_GIMP3_HOST_PYTHON="$host_python"
+export NST_GIMP_ROOT NST_GIMP3_PLAN="$plan" NST_GIMP3_HOST_PYTHON="$host_python"
 exec unshare --mount --propagation private sh -eu -c '
-R=$NST_GIMP3_ROOT
+R=$NST_GIMP_ROOT
 echo "$NST_GIMP3_PLAN" | while read -r mode dir; do
   [ -n "$dir" ] && [ -d "$dir" ] || continue
   mkdir -p "$R$dir"

@@ -69,7 +69,9 @@ def parse_int(text: str) -> int:
 
 
 #: How a command line spells each kind of option (``Option.kind``).
-PARSERS = {"int": parse_int, "number": parse_number, "ints": parse_ints, "numbers": parse_numbers, "text": str}
+PARSERS = {
+    "int": parse_int, "number": parse_number, "ints": parse_ints, "numbers": parse_numbers, "text": str, "image": str,
+}  # fmt: skip
 
 
 def add_options(p: argparse.ArgumentParser, table: type = Options) -> None:

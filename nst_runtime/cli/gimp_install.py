@@ -284,8 +284,9 @@ def main(argv: list[str]) -> int:
             )
             out += [f"  {line}" for line in done]
             if not target.found and not args.uninstall:
-                out.append(
-                    "  no GIMP 3 user folder existed yet; for a Flatpak or a GIMP 3.2, start it once and run this again"
+                out.append(  # GIMP 3.2's first start copies GIMP/3.0, plug-ins included (tests/gimp/test_install.py)
+                    "  no GIMP 3 user folder existed yet: a GIMP 3.0 or 3.2 takes the plug-in from this one; "
+                    "for the Flatpak GIMP, start it once and run this again"
                 )
         if not args.uninstall:
             out.append("restart GIMP, then use Filters > Artistic > Neural Style Transfer…")

@@ -47,6 +47,8 @@ class StylizeResult:
     scales: list[Scale]
     finished_early: bool = False  # a front end asked for the best image so far
     evaluations: int = 0  # objective evaluations (forward + gradient) over all scales
+    work: np.ndarray | None = None  # the optimised RGB at the last scale's size, before it was finished:
+    # what a larger run continues (``continue_from``)
 
 
 def stylize(
@@ -115,13 +117,16 @@ def run(
     content_img = load_image(content, "content")
     style_imgs = [load_image(s, "style") for s in style_list]
     init_img = load_image(options.init_image, "init image") if options.init_image is not None else None
+    if options.continue_from is not None:  # the start image, and only the scales above its size run
+        init_img = load_image(options.continue_from, "image to continue")
     for img in (content_img, *style_imgs, *([init_img] if init_img else [])):
         for note in img.notes:
             emit(Note(note))
     guides = regions.prepare(masks, style_masks, content_img, style_imgs, lambda m: emit(Note(m)), options.style_blend)
 
     device = memory.budget_device(options.device)
-    scales = _planned(options, content_img, style_imgs, device, emit)  # a refusal comes before any work
+    above = max(init_img.height, init_img.width) if options.continue_from is not None and init_img else None
+    scales = _planned(options, content_img, style_imgs, device, emit, above)  # a refusal comes before any work
     emit(Status("loading the VGG graphs"))
     exact, fast = precisions(options.device)
 
@@ -130,7 +135,7 @@ def run(
 
     vgg = vgg_on(exact)
     if memory.budget_device(vgg.device) != device:  # CUDA looked usable but onnxruntime could not use it
-        scales = _planned(options, content_img, style_imgs, memory.budget_device(vgg.device), emit)
+        scales = _planned(options, content_img, style_imgs, memory.budget_device(vgg.device), emit, above)
     controls = Controls(finish, preview_interval)
     job = CoarseToFine(vgg, options, content_img, style_imgs, init_img, emit, controls, pixel_terms, scales, guides)
     detail = graphs_dir is None and options.optimizer == "lbfgs" and any(s.detail_steps for s in job.scales)
@@ -145,16 +150,21 @@ def run(
         rgb, loss, parts = job.optimise()
     image = _finish(rgb, content_img, options, guides)
     used = "+".join(dict.fromkeys(m.device for m in (job.fast_vgg, vgg) if m is not None))
-    return StylizeResult(
-        image, loss, parts, time.perf_counter() - started, used, job.scales, controls.finishing, job.evaluations
-    )
+    seconds = time.perf_counter() - started
+    return StylizeResult(image, loss, parts, seconds, used, job.scales, controls.finishing, job.evaluations, rgb)
 
 
 def _planned(
-    options: Options, content: ImageData, styles: list[ImageData], device: str, emit: ProgressCallback
+    options: Options,
+    content: ImageData,
+    styles: list[ImageData],
+    device: str,
+    emit: ProgressCallback,
+    above: int | None = None,
 ) -> list[Scale]:
-    """The schedule with each scale's history and evaluation room fitted to the memory budget."""
-    scales, note, plan = memory.plan_run(options, content, styles, device)
+    """The schedule with each scale's history and evaluation room fitted to the memory budget
+    (only the scales whose longest side exceeds ``above``, when continuing an image that size)."""
+    scales, note, plan = memory.plan_run(options, content, styles, device, above)
     if note:
         emit(Note(note))
     if plan:

@@ -350,8 +350,11 @@ def budget_device(device: str) -> str:
     return "cuda" if cuda_usable() else "cpu"
 
 
-def plan_run(options, content, styles, device: str = "cpu") -> tuple[list, str | None, str | None]:
-    """A run's schedule fitted to its budget: (scales, a note on the budget, the plan for the user).
+def plan_run(
+    options, content, styles, device: str = "cpu", above: int | None = None
+) -> tuple[list, str | None, str | None]:
+    """A run's schedule fitted to its budget: (scales, a note on the budget, the plan for the user);
+    ``above``: only the scales larger than an image of that longest side being continued.
 
     Everything here is arithmetic on sizes, so a run that cannot fit is refused (NSTError)
     before any session is opened or any image-sized buffer allocated.
@@ -360,7 +363,7 @@ def plan_run(options, content, styles, device: str = "cpu") -> tuple[list, str |
     height, width = compute_size(content.height, content.width, options.size)
     reserved = reserved_bytes(content, styles, height, width)
     scales = plan_memory(
-        plan_scales(options, height, width), options, budget, reserved, (content.height, content.width)
+        plan_scales(options, height, width, above), options, budget, reserved, (content.height, content.width)
     )
     return scales, note, describe(scales, budget)
 

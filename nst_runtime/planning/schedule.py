@@ -163,10 +163,18 @@ def full_resolution_steps(steps: int, pixels: int, preset: QualityPreset) -> int
     return max(min(steps, preset.min_steps), math.ceil(steps * REFERENCE_PIXELS / pixels))
 
 
-def plan_scales(options: Options, height: int, width: int) -> list[Scale]:
+def plan_scales(options: Options, height: int, width: int, above: int | None = None) -> list[Scale]:
     """The scales from the quality preset, or from explicit steps (exactly those: no early stop,
     no detail pass, and scales from about COARSEST_SIDE up, as the preset's tuning of its
-    coarsest side goes with its own steps)."""
+    coarsest side goes with its own steps). ``above``: an image of that longest side is being
+    continued, so only the scales larger than it run (the last one at least)."""
+    scales = _planned_scales(options, height, width)
+    if above is None:
+        return scales
+    return [s for s in scales[:-1] if max(s.height, s.width) > above] + scales[-1:]
+
+
+def _planned_scales(options: Options, height: int, width: int) -> list[Scale]:
     preset = PRESETS[options.quality]
     if options.steps is not None and len(options.steps) > 1:
         sizes = scale_sizes(height, width, preset.scale_ratio, count=len(options.steps))

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import IO
 
 from ..errors import EXIT_CANCELLED, EXIT_ERROR, Cancelled, NSTError, describe_failure
-from ..options import Options, make_options, option_names
+from ..options import Options, make_options, option_fields, option_names
 
 MAX_REQUEST_BYTES = 1 << 31
 PROTOCOLS = (1, 2)
@@ -170,6 +170,9 @@ def parse_options(options: object, n_styles: int, style_blend: object = None) ->
     if unknown:
         raise NSTError(f"unknown option {unknown[0]!r}")
     values = {**_environment_options(), **options}
+    for f, spec in option_fields(Options, "worker"):
+        if spec.kind == "image" and values.get(f.name) is not None:
+            values[f.name] = parse_image(values[f.name], f.name.replace("_", " "))
     if style_blend is not None:
         if values.get("style_blend") is not None:
             raise NSTError("give style_blend once: beside 'options' or in it")

@@ -15,7 +15,7 @@ import math
 import sys
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..errors import NSTError
@@ -25,6 +25,7 @@ from .protocol import (
     PreviewSpec,
     event_json,
     load_request,
+    log,
     parse_image,
     parse_options,
     parse_preview,
@@ -113,25 +114,47 @@ def main() -> int:
 
             return serve_estimates(request, out.send, sys.stdin.buffer, cancel)
         parsed = parse_job(request)
-        finish = threading.Event()
         # protocol 2: stdin closing means the front end is gone, and nobody would take the result
-        Commands(sys.stdin.buffer, finish, cancel, on_eof=cancel.set if parsed.protocol >= 2 else None).start()
+        commands = Commands(
+            sys.stdin.buffer, threading.Event(), cancel, on_eof=cancel.set if parsed.protocol >= 2 else None
+        )
+        full_size = threading.Event()
+
+        def other_command(msg: dict) -> None:
+            if msg.get("command") != "full_size":
+                log(f"ignoring unknown command {msg.get('command')!r}")
+            elif not full_size.is_set():  # the run so far ends at once, and its image is continued
+                full_size.set()
+                commands.finish.set()
+
+        commands.extra = other_command
+        commands.start()
         from ..vgg import prewarm
 
         prewarm.start(parsed.options.weights, parsed.options.pooling, parsed.options.device)
         from ..engine.runner import run
 
-        result = run(
-            parsed.content,
-            parsed.styles,
-            parsed.options,
-            masks=parsed.masks,
-            style_masks=parsed.style_masks,
-            progress=progress_sender(out.send, parsed.preview),
-            cancel=cancel,
-            finish=finish,
-            preview_interval=parsed.preview.interval_s if parsed.preview else None,
-        )
+        progress = progress_sender(out.send, parsed.preview)
+
+        def stylize(options) -> object:
+            return run(
+                parsed.content,
+                parsed.styles,
+                options,
+                masks=parsed.masks,
+                style_masks=parsed.style_masks,
+                progress=progress,
+                cancel=cancel,
+                finish=commands.finish,
+                preview_interval=parsed.preview.interval_s if parsed.preview else None,
+            )
+
+        result = stylize(parsed.options)
+        if full_size.is_set() and not cancel.is_set() and _larger_than(result, parsed.options):
+            commands.finish = threading.Event()  # a finish from now on ends the continuation
+            out.send({"event": "status", "message": "continuing the image to the full size"})
+            continued = stylize(replace(parsed.options, size=None, init_image=None, continue_from=result.work))
+            return {**_done(continued, parsed.out_path), "continued": True}
         return _done(result, parsed.out_path)
 
     return serve(job)
@@ -170,6 +193,11 @@ def _write_raw(image, path: Path) -> None:
     from ..imaging.images import write_atomically
 
     write_atomically(image.convert("RGBA").tobytes(), path)
+
+
+def _larger_than(result, options) -> bool:
+    """Whether the content's own size is larger than the run's computation was."""
+    return options.size is not None and result.work is not None and max(result.image.size) > max(result.work.shape[:2])
 
 
 def _done(result, out_path) -> dict:

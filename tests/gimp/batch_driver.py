@@ -1,4 +1,4 @@
-# Batch code for `gimp-console-3.0 --batch-interpreter=python-fu-eval -b -` (runs inside GIMP).
+# Batch code for `gimp-console-3.x --batch-interpreter=python-fu-eval -b -` (runs inside GIMP).
 #
 # Reads a JSON spec from $NST_BATCH_SPEC, builds a scene, calls python-fu-nst-style-transfer
 # and writes what happened to spec["result"] as JSON, with every layer's pixels (before and
@@ -87,11 +87,17 @@ def registration(name=PROC):
     }
 
 
+def enable_undo(image):
+    """Undo on (GIMP 3.0 starts a plug-in's image without it; 3.2 warns when it is on already)."""
+    if not image.undo_is_enabled():
+        image.undo_enable()
+
+
 def build_scene(spec):
     """The content photo, plus the paintings as layers below it and saved selections (channels) when asked."""
     image = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(spec["content"]))
     if spec.get("gui") == "undo" or spec.get("undo_after"):  # a loaded image starts with undo disabled
-        image.undo_enable()
+        enable_undo(image)
     photo = image.get_layers()[0]
     painting = None
     if spec.get("painting"):
@@ -169,13 +175,13 @@ def frames(spec, result):
     width, height = spec["size"]
     image = Gimp.Image.new(width, height, Gimp.ImageBaseType.RGB)
     if spec.get("gui") == "undo":
-        image.undo_enable()
+        enable_undo(image)
     for t in range(spec["frames"]):
         layer = Gimp.file_load_layer(Gimp.RunMode.NONINTERACTIVE, image, Gio.File.new_for_path(spec["content"]))
+        image.insert_layer(layer, None, 0)  # GIMP 3.2 scales only a layer that is in an image
         layer.scale(width + 3 * spec["frames"], height, False)
         layer.set_offsets(-3 * t, 0)
         layer.set_name(f"Frame {t + 1} (100ms) (replace)")
-        image.insert_layer(layer, None, 0)
     image.clean_all()
     result["layers_before"] = describe(image, "before", spec["out_dir"])
     if spec.get("gui") == "undo":

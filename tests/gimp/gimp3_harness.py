@@ -17,7 +17,8 @@ TOOLS = REPO / "tools"
 IMAGES = REPO.parent / "shared" / "images"
 BATCH_DRIVER = Path(__file__).with_name("batch_driver.py")
 STUB_PYTHON = Path(__file__).with_name("stub-python")
-GIMP_BATCH = ["gimp-console-3.0", "-i", "-d", "-f", "--batch-interpreter=python-fu-eval", "-b", "-", "--quit"]
+GIMP_VERSIONS = ("3.0", "3.2")  # Debian trixie's 3.0.4 and sid's 3.2.6 (tools/gimp3-common.sh)
+BATCH_ARGS = ["-i", "-d", "-f", "--batch-interpreter=python-fu-eval", "-b", "-", "--quit"]
 GUI_DRIVER = Path(__file__).with_name("gui_driver.sh")
 LIVE_DRIVER = Path(__file__).with_name("live_driver.py")
 GIMP_TIMEOUT_S = 900  # the first real-worker run exports the VGG graphs (about 25 s on 2 cores)
@@ -91,12 +92,15 @@ class Gimp3:
     cache_dir: Path
     worker_needle: str  # how the worker process shows in `ps`
     installed_python: str  # what runtime.json names: the Python, or the stub
+    version: str = "3.0"  # which GIMP: "3.0" or "3.2" (NST_GIMP_VERSION of tools/gimp3-run.sh)
 
-    def env(self, extra: dict[str, str] | None = None, binds: list[Path] = ()) -> dict[str, str]:
+    def env(self, extra: dict[str, str | None] | None = None, binds: list[Path] = ()) -> dict[str, str]:
+        """The environment of a GIMP run; an extra variable set to None is removed."""
         env = dict(os.environ)
         env.update(
             {
                 "GIMP3_DIRECTORY": str(self.config_dir),
+                "NST_GIMP_VERSION": self.version,
                 "NST_CACHE_DIR": str(self.cache_dir),
                 "NST_GIMP3_PYTHON": self.python,
                 "NST_GIMP3_BINDS": ":".join(str(p) for p in [self.config_dir, *binds]),
@@ -106,9 +110,9 @@ class Gimp3:
         )
         env.pop("NST_PYTHON", None)  # the installed runtime.json names the Python unless a test says otherwise
         env.update(extra or {})
-        return env
+        return {name: value for name, value in env.items() if value is not None}
 
-    def start(self, spec: dict, work: Path, extra_env: dict[str, str] | None = None) -> Running:
+    def start(self, spec: dict, work: Path, extra_env: dict[str, str | None] | None = None) -> Running:
         """Start gimp-console on the batch driver (for tests that act while it runs)."""
         spec = {**spec, "out_dir": str(work), "result": str(work / "result.json")}
         (work / "spec.json").write_text(json.dumps(spec))
@@ -119,7 +123,7 @@ class Gimp3:
             env["NST_WORKER_NEEDLE"] = self.worker_needle
             command, stdin = ["sh", str(GUI_DRIVER), spec["gui"], str(work)], subprocess.DEVNULL
         else:
-            command, stdin = GIMP_BATCH, BATCH_DRIVER.open("rb")
+            command, stdin = [f"gimp-console-{self.version}", *BATCH_ARGS], BATCH_DRIVER.open("rb")
         try:
             proc = subprocess.Popen(
                 [str(TOOLS / "gimp3-run.sh"), *command],
@@ -143,6 +147,6 @@ class Gimp3:
             (config_dir / LAST_VALUES).write_text(f"# settings\n\n{lines}\n# end of settings\n")
         return replace(self, config_dir=config_dir)
 
-    def batch(self, spec: dict, work: Path, extra_env: dict[str, str] | None = None) -> BatchRun:
+    def batch(self, spec: dict, work: Path, extra_env: dict[str, str | None] | None = None) -> BatchRun:
         """Run the batch driver on spec to the end."""
         return self.start(spec, work, extra_env).finish()

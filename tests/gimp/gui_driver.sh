@@ -9,23 +9,25 @@
 #                                   (WORK_DIR/ready-for-undo), press Ctrl+Z once in the image
 #                                   window, then create WORK_DIR/undone.
 # No window manager: windows sit at 0,0 and GIMP keeps the keyboard focus unless a window takes
-# it (RECIPE pitfall 10). Env: GIMP3_DIRECTORY, NST_BATCH_SPEC.
+# it (RECIPE pitfall 10). Env: GIMP3_DIRECTORY, NST_BATCH_SPEC, NST_GIMP_GUI (gimp-3.0 or gimp-3.2, set by tools/gimp3-run.sh).
 set -u
 MODE=$1 WORK=$2
 HERE=$(cd "$(dirname "$0")" && pwd)
 BATCH="--batch-interpreter=python-fu-eval -b - --quit"
-export DISPLAY=:79 GSETTINGS_BACKEND=memory
-Xvfb "$DISPLAY" -screen 0 1280x800x24 -nolisten tcp >"$WORK/xvfb.log" 2>&1 &
+# Xvfb picks a free display and writes its number when it is ready (other GIMP tests may run beside)
+Xvfb -displayfd 3 -screen 0 1280x800x24 -nolisten tcp 3>"$WORK/display" >"$WORK/xvfb.log" 2>&1 &
 XVFB=$!
 trap 'kill $XVFB 2>/dev/null' EXIT
-sleep 1
+for _ in $(seq 300); do [ -s "$WORK/display" ] && break; sleep 0.1; done
+[ -s "$WORK/display" ] || { echo "gui_driver: Xvfb did not start" >&2; cat "$WORK/xvfb.log" >&2; exit 1; }
+export DISPLAY=":$(cat "$WORK/display")" GSETTINGS_BACKEND=memory
 now() { date +%s.%N; }
 
 image_window() { xdotool search --name ' – GIMP$' | head -1; }   # title ends "– GIMP"
 
 if [ "$MODE" = undo ]; then
   # shellcheck disable=SC2086
-  gimp-3.0 -n -s -d -f $BATCH <"$HERE/batch_driver.py" &
+  "$NST_GIMP_GUI" -n -s -d -f $BATCH <"$HERE/batch_driver.py" &
   GIMP=$!
   for _ in $(seq 3000); do [ -e "$WORK/ready-for-undo" ] && break; sleep 0.1; done
   WID=$(image_window)
@@ -37,7 +39,7 @@ else
   LOG=$WORK/gui.log
   trap 'kill $XVFB 2>/dev/null; cat "$LOG"' EXIT
   # shellcheck disable=SC2086
-  gimp-3.0 -n -s -d -f $BATCH <"$HERE/batch_driver.py" >"$LOG" 2>&1 &
+  "$NST_GIMP_GUI" -n -s -d -f $BATCH <"$HERE/batch_driver.py" >"$LOG" 2>&1 &
   GIMP=$!
   for _ in $(seq 3000); do   # the plug-in logs the worker's first progress event
     grep -q "worker progress:" "$LOG" && break

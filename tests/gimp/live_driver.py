@@ -69,16 +69,24 @@ def alive(pid):
         return False
 
 
-os.environ.update({"DISPLAY": ":78", "GSETTINGS_BACKEND": "memory", "NST_PLUGIN_TRACE": TRACE})
-xvfb = subprocess.Popen(["Xvfb", ":78", "-screen", "0", "1280x900x24", "-nolisten", "tcp"], stderr=subprocess.DEVNULL)
+# Xvfb picks a free display and writes its number when it is ready (other GIMP tests may run beside)
+ready, told = os.pipe()
+xvfb = subprocess.Popen(
+    ["Xvfb", "-displayfd", str(told), "-screen", "0", "1280x900x24", "-nolisten", "tcp"],
+    pass_fds=(told,),
+    stderr=subprocess.DEVNULL,
+)
+os.close(told)
 gimp = None
 try:
-    deadline = time.monotonic() + 60
-    while subprocess.run(["xdotool", "getdisplaygeometry"], capture_output=True).returncode != 0:
-        if time.monotonic() > deadline:
-            raise SystemExit("live_driver: Xvfb did not start")
-        time.sleep(0.1)
-    binary = ["gimp-3.0", "-n", "-s"] if SPEC.get("display") else ["gimp-console-3.0", "-i"]
+    with os.fdopen(ready) as display:
+        number = display.readline().strip()  # empty when Xvfb ended without a display
+    if not number:
+        raise SystemExit("live_driver: Xvfb did not start")
+    os.environ.update({"DISPLAY": f":{number}", "GSETTINGS_BACKEND": "memory", "NST_PLUGIN_TRACE": TRACE})
+    # this GIMP's binaries (gimp-3.0 or gimp-3.2 ...), as tools/gimp3-run.sh names them
+    gui, console = os.environ.get("NST_GIMP_GUI", "gimp-3.0"), os.environ.get("NST_GIMP_CONSOLE", "gimp-console-3.0")
+    binary = [gui, "-n", "-s"] if SPEC.get("display") else [console, "-i"]
     command = [*binary, "-d", "-f", "--batch-interpreter=python-fu-eval", "-b", "-", "--quit"]
     with open(os.path.join(HERE, "batch_driver.py"), "rb") as batch:
         gimp = subprocess.Popen(command, stdin=batch)

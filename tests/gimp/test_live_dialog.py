@@ -26,6 +26,7 @@ xwd2png = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(xwd2png)
 
 RUN, APPLY, STOP, CLOSE = "alt+u", "alt+a", "alt+o", "alt+c"
+MAX_DIALOG_HEIGHT = 720  # a 768-px screen less a panel
 
 
 def file_value(path: Path) -> str:
@@ -95,6 +96,8 @@ def test_the_preview_changes_while_the_run_goes_on(gimp3: Gimp3, images: Path, t
     assert estimated, "no estimate shown before Run"
     # the Device list's Automatic entry names the device the estimate priced (docs/worker-protocol.md)
     assert events(tmp_path, "automatic-device")[-1]["shown"] == f"Automatic ({estimated[-1]['device_label']})"
+    # the whole dialog fits a 1366×768 laptop's screen (GIMP 3.2's radio-button choices made it 850 px tall)
+    assert shot(tmp_path, "later").shape[0] <= MAX_DIALOG_HEIGHT, f"dialog {shot(tmp_path, 'later').shape[:2]}"
     Image.fromarray(shot(tmp_path, "later")).save(tmp_path / "live-dialog.png")
     if os.environ.get("NST_DIALOG_SHOT"):  # tools/gimp-dialog-screenshot.sh: the README's picture
         shutil.copyfile(tmp_path / "live-dialog.png", os.environ["NST_DIALOG_SHOT"])
@@ -148,8 +151,13 @@ def test_stop_leaves_the_image_and_ends_the_worker_within_a_second(gimp3: Gimp3,
     spec = live_spec(images, steps, selection=[x, y, w, h])
     result = live_gimp(gimp3, tmp_path, images, **LONG_RUN).batch(spec, tmp_path, STUB_ENV).result
     marks = json.loads((tmp_path / "marks.json").read_text())
-    print(f"Stop: worker gone {marks['gone'] - marks['stop']:.2f} s after the key")
-    assert marks["gone"] - marks["stop"] < 1.0, "the worker outlived Stop by more than a second"
+    pressed = events(tmp_path, "stop-pressed")[0]["t"]  # when the dialog handled the key
+    handled, gone = pressed - marks["stop"], marks["gone"] - pressed
+    print(f"Stop handled {handled:.2f} s after the key; worker gone {gone:.2f} s later")
+    # GTK may take a moment to deliver the key on a loaded machine (as GIMP's Cancel click in
+    # test_plugin.py); from the moment the dialog has it, the worker has one second
+    assert handled < 5.0, f"the dialog took {handled:.2f} s to handle Stop"
+    assert gone < 1.0, "the worker outlived Stop by more than a second"
     assert result["status"] == "cancel", result
     assert_untouched(result)
     assert not events(tmp_path, "applied")

@@ -194,6 +194,7 @@ class LiveDialog:
         dialog = GimpUi.ProcedureDialog.new(self.procedure, self.config, "Neural Style Transfer")
         self.dialog = dialog
         dialog.get_spin_scale("strength", 1.0)  # a slider reads better than a bare number here
+        drop_down_choices(dialog, self.procedure)
         tabs, pages = [], []
         for n in (1, *EXTRA_STYLES):
             suffix = "" if n == 1 else f"-{n}"
@@ -498,11 +499,21 @@ class LiveDialog:
                 self.estimate.set_text(f"No estimate: {exc}")
 
 
+def drop_down_choices(dialog: GimpUi.ProcedureDialog, procedure: Gimp.Procedure) -> None:
+    """Every choice argument as a drop-down list, as GIMP 3.0 draws them by default. GIMP 3.2 draws
+    a choice of few options as a column of radio buttons instead, which made the live dialog
+    850 px tall (taller than a 1366×768 laptop's screen, its Run button out of reach)."""
+    for spec in procedure.get_arguments():
+        if isinstance(spec, Gimp.ParamChoice):
+            dialog.get_widget(spec.name, Gtk.ComboBox.__gtype__)
+
+
 def ask(procedure: Gimp.Procedure, config: Gimp.ProcedureConfig, title: str) -> bool:
     """A plain modal dialog (one widget per argument, OK/Cancel) for procedures without a live view."""
     GimpUi.init(procedure.get_name())
     dialog = GimpUi.ProcedureDialog.new(procedure, config, title)
     dialog.get_spin_scale("strength", 1.0)
+    drop_down_choices(dialog, procedure)
     dialog.fill(None)
     accepted = dialog.run()
     dialog.destroy()
