@@ -93,7 +93,17 @@ class Options:
         None, "one weight per style image, e.g. 0.7,0.3 (default: equal)", "numbers", metavar="W[,W...]"
     )
     style_scale: float = option(
-        1.0, "the style image's size relative to the output (larger: bigger brush strokes)", "number"
+        1.0,
+        "the style image's size relative to the output up to look-size (larger: bigger brush strokes); "
+        "above it the brush texture keeps the painting's own pixel size times this",
+        "number",
+    )
+    look_size: int = option(
+        DEFAULT_SIZE,
+        "the size at which the look is set (the preview's longest side): a larger run first paints "
+        "the preview, then keeps its look on the image resized to this size and adds only the "
+        "painting's brush texture at its own pixels (0: every layer at every size)",
+        "int",
     )
     preserve_color: str = option(
         "none",
@@ -186,6 +196,8 @@ class Options:
                 raise NSTError(f"style-blend weights must be non-negative and not all zero, got {list(blend)}")
         if self.max_memory is not None and (not isinstance(self.max_memory, int) or self.max_memory < MIN_MEMORY):
             raise NSTError(f"max-memory must be at least {MIN_MEMORY >> 20}M, got {self.max_memory!r}")
+        if not isinstance(self.look_size, int) or (self.look_size != 0 and self.look_size < MIN_SIZE):
+            raise NSTError(f"look-size must be 0 or at least {MIN_SIZE} pixels, got {self.look_size}")
         if self.tile_size is not None and (not isinstance(self.tile_size, int) or self.tile_size < MIN_TILE):
             raise NSTError(f"tile-size must be an integer of at least {MIN_TILE}, got {self.tile_size!r}")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool):

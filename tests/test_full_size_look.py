@@ -58,7 +58,7 @@ def test_crops_are_fixed_and_inside():
 def test_style_size_matches_the_engine():
     import torch
 
-    from nst_runtime.objective import style_size
+    from nst_runtime.objective.builder import style_size
 
     cases = [
         ((384, 512), (192, 256), 1.0),

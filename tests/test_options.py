@@ -96,12 +96,32 @@ def test_the_longer_detail_pass_below_the_top_stays_at_cheap_scales():
     from nst_runtime.planning.schedule import PRESETS, REFERENCE_PIXELS, full_resolution_steps
 
     draft = PRESETS["draft"]
-    plan = plan_scales(make_options(size=None, quality="draft"), 3000, 4000)
+    plan = plan_scales(make_options(size=None, quality="draft", look_size=0), 3000, 4000)
     assert [s.detail_steps for s in plan[1:] if s.pixels <= REFERENCE_PIXELS] == [draft.coarse_detail_steps] * 4
     for scale in plan[:-1]:
         if scale.pixels > REFERENCE_PIXELS:
             assert scale.detail_steps == full_resolution_steps(draft.detail_steps, scale.pixels, draft)
     assert [(s.width, s.detail_steps, s.steps) for s in plan[-3:]] == [(1000, 7, 4), (2000, 2, 1), (4000, 1, 1)]
+
+
+def test_above_the_look_size_the_plan_is_the_previews_then_scales_of_the_look():
+    """A 12-MP run paints the 512-px preview's very scales, then continues it up to its own size,
+    each scale at most twice the one before, keeping the look at the preview's size."""
+    from nst_runtime.planning.schedule import PRESETS
+
+    for quality in ("draft", "normal"):
+        options = make_options(size=None, quality=quality)
+        plan = plan_scales(options, 3000, 4000)
+        preview = plan_scales(make_options(quality=quality), 384, 512)
+        assert plan[: len(preview)] == preview
+        above = plan[len(preview) :]
+        assert [(s.height, s.width) for s in above] == [(762, 1016), (1512, 2016), (3000, 4000)]  # ×1.98 each
+        assert all(s.look == (384, 512) and s.detail_steps == 0 for s in above)
+        assert all(s.steps == PRESETS[quality].look_steps for s in above)
+        # Full size in the dialog: the preview it continues sets the look, only the scales above it run
+        assert plan_scales(options, 3000, 4000, above=512) == above
+    assert all(s.look is None for s in plan_scales(make_options(size=None, look_size=0), 3000, 4000))
+    assert all(s.look is None for s in plan_scales(make_options(size=None), 500, 520))  # within 2 % of it
 
 
 def test_explicit_steps_keep_scales_from_about_128_px():
@@ -115,14 +135,14 @@ def test_explicit_steps_keep_scales_from_about_128_px():
 
 
 def test_scales_above_512_px_get_the_same_work_not_the_same_steps():
-    """At full resolution most of the work stays at low resolution: a scale of more pixels than
+    """Without a look size, at full resolution most of the work stays at low resolution: a scale of more pixels than
     512² gets its preset's steps (and detail steps) times 512² / pixels, at least min_steps."""
     from nst_runtime.planning.schedule import PRESETS, REFERENCE_PIXELS
 
     draft = PRESETS["draft"]
     small = plan_scales(make_options(size=None, quality="draft"), 384, 512)
     assert small[-1].steps == draft.final_steps and small[-1].detail_steps == draft.detail_steps
-    big = plan_scales(make_options(size=None, quality="draft"), 4000, 6000)
+    big = plan_scales(make_options(size=None, quality="draft", look_size=0), 4000, 6000)
     assert big[-1].steps == big[-1].detail_steps == draft.min_steps
     for scale in big:
         if scale.pixels > REFERENCE_PIXELS:

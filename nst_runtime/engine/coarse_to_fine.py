@@ -15,6 +15,7 @@ import torch
 
 from ..evaluation.base import Evaluator, Remembering, restricted_total
 from ..evaluation.choose import choose_evaluator
+from ..evaluation.look import LookEvaluator
 from ..evaluation.targets import Extractor
 from ..evaluation.whole import FusedEvaluator
 from ..events import Event, Preview, Progress
@@ -142,6 +143,16 @@ class CoarseToFine:
             gamma = self.gamma * scale.pixels / self.gamma_pixels
         return ProjectedLBFGS(scale.history, bounds=(0.0, 1.0), gamma=gamma)
 
+    def _evaluator(self, objective: Objective, scale: Scale) -> Evaluator:
+        """How the scale's objective is evaluated; above the look's size, plus the look: the
+        preview's objective on the image resized to the preview's size (nst_runtime.evaluation.look)."""
+        chosen = choose_evaluator(self.vgg, objective, self.options, scale)
+        if scale.look is None:
+            return chosen
+        look_objective = dataclasses.replace(self.builder.at(*scale.look), pixel=())  # pixel terms: counted once
+        look_scale = dataclasses.replace(scale, height=scale.look[0], width=scale.look[1], look=None)
+        return LookEvaluator(chosen, choose_evaluator(self.vgg, look_objective, self.options, look_scale), scale.look)
+
     def _counted(self, evaluator: Evaluator) -> Evaluator:
         def evaluate(x: torch.Tensor) -> tuple[dict[str, float], torch.Tensor]:
             self.evaluations += 1
@@ -187,7 +198,7 @@ class CoarseToFine:
         if scale.steps == 0:
             parts: dict[str, float] = {}
             if index == len(self.scales) - 1:  # nothing to optimise, but the result's objective is still reported
-                parts = self._counted(choose_evaluator(self.vgg, objective, self.options, scale))(x)[0]
+                parts = self._counted(self._evaluator(objective, scale))(x)[0]
             self._skip(index, scale.steps, x)
             return x, parts
         if self.opt_started is None:
@@ -199,13 +210,13 @@ class CoarseToFine:
             fast = choose_evaluator(self.fast_vgg, fast_objective, self.options, scale)
             phases.append((Remembering(self._counted(fast)), fast, fast_steps))
         if scale.steps > fast_steps:
-            chosen = choose_evaluator(self.vgg, objective, self.options, scale)
+            chosen = self._evaluator(objective, scale)
             phases.append((Remembering(self._counted(chosen)), chosen, scale.steps - fast_steps))
         # The detail pass's last step through the full graph, whose per-layer parts say the shallow
         # objective too, where a tight memory plan does not forbid holding both graphs' buffers and
         # where that graph runs in the detail pass's precision (another one's values would mislead
         # its line search).
-        detail_objective = fast_objective if self.fast_detail_vgg is not None else some
+        detail_objective = fast_objective if self.fast_detail_vgg is not None and fast_objective is not None else some
         opening, opening_evaluator, _ = phases[0]
         same_precision = (self.fast_detail_vgg is None) == (not fast_steps)
         reuse = isinstance(opening_evaluator, FusedEvaluator) and not self.release and same_precision

@@ -570,10 +570,11 @@ def estimate(
         if fast_steps and scale.steps > fast_steps:
             exact_evaluations += EXACT_PHASE_EVALUATIONS
             evaluations += EXACT_PHASE_EVALUATIONS
+        look = scale.look[0] * scale.look[1] if getattr(scale, "look", None) else 0  # its own evaluation each time
         seconds = (
             speed.targets(pixels) * targets_factor
             + (speed.first_evaluation(pixels) if exact_evaluations else 0.0)
-            + exact_evaluations * speed.evaluation(pixels)
+            + exact_evaluations * (speed.evaluation(pixels) + (speed.evaluation(look) if look else 0.0))
             + optimiser_seconds(scale.steps, pixels, speed)
         )
         if fast_evaluations:

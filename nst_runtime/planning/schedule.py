@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ..options import compute_size
+
 if TYPE_CHECKING:
     from ..options import Options
 
@@ -19,6 +21,8 @@ LBFGS_HISTORY = 100  # curvature pairs a scale keeps, unless the memory plan sho
 DETAIL_COST = 0.35  # a detail-pass evaluation's time over a full one's (docs/benchmarks.md §8)
 #: The presets were tuned at 512 px; above this many pixels a scale's steps shrink with its size.
 REFERENCE_PIXELS = 512 * 512
+#: A size within this of the look's is the look's own: no scale above it.
+LOOK_TOLERANCE = 0.02
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,7 @@ class QualityPreset:
     # where that scale is no larger than REFERENCE_PIXELS
     exact_final_steps: int | None = None  # the last scale's last steps in fp32 where the device
     # has a faster lower precision (None: all of its full pass); the scales below take it throughout
+    look_steps: int = 20  # steps of each scale above the look's size (see ``look_scales``)
 
     def detail_steps_at(self, index: int, count: int, pixels: int) -> int:
         """The detail pass's steps at scale ``index`` of ``count`` (none at the first), before
@@ -73,6 +78,7 @@ PRESETS: dict[str, QualityPreset] = {
         min_steps=1,
         coarsest_side=32,
         coarse_detail_steps=40,
+        look_steps=20,
     ),
     "normal": QualityPreset(
         coarse_steps=30,
@@ -82,9 +88,16 @@ PRESETS: dict[str, QualityPreset] = {
         tolerance=1e-3,
         min_steps=5,
         coarsest_side=32,
+        look_steps=40,
     ),
     "high": QualityPreset(
-        coarse_steps=60, final_steps=150, scale_ratio=math.sqrt(2.0), detail_steps=30, tolerance=3e-4, min_steps=10
+        coarse_steps=60,
+        final_steps=150,
+        scale_ratio=math.sqrt(2.0),
+        detail_steps=30,
+        tolerance=3e-4,
+        min_steps=10,
+        look_steps=80,
     ),
 }
 
@@ -106,6 +119,9 @@ class Scale:
     # of the full pass's last steps run in fp32 (None: all of them); the detail pass and the steps
     # before these take the lower precision, all with fp32 targets (docs/benchmarks.md §9).
     exact_steps: int | None = None
+    look: tuple[int, int] | None = None  # above the look's size: that size (height, width), where the
+    # preview's whole objective is evaluated on this scale's image resized to it; only the shallow
+    # style layers are evaluated at this scale's own size (nst_runtime.evaluation.look)
 
     def __iter__(self) -> Iterator[int]:
         return iter((self.height, self.width, self.steps))
@@ -128,7 +144,8 @@ class Scale:
     @property
     def work(self) -> float:
         """What one step costs, in whole-image pixels: the progress fraction and the ETA count this."""
-        return self.pixels * self.cost
+        look = self.look[0] * self.look[1] if self.look is not None else 0  # the look's own evaluation
+        return self.pixels * self.cost + look
 
 
 def scale_sizes(
@@ -167,11 +184,40 @@ def plan_scales(options: Options, height: int, width: int, above: int | None = N
     """The scales from the quality preset, or from explicit steps (exactly those: no early stop,
     no detail pass, and scales from about COARSEST_SIDE up, as the preset's tuning of its
     coarsest side goes with its own steps). ``above``: an image of that longest side is being
-    continued, so only the scales larger than it run (the last one at least)."""
-    scales = _planned_scales(options, height, width)
+    continued, so only the scales larger than it run (the last one at least), and its size is
+    the look's.
+
+    Larger than the look's size (``options.look_size``, the preview's), the schedule is the
+    preview's own up to that size, the very scales a preview job runs, and then ``look_scales``
+    up to the full size.
+    """
+    look = above if above is not None else options.look_size
+    several = options.steps is not None and len(options.steps) > 1  # exactly the scales asked for
+    if look and not several and max(height, width) > look * (1 + LOOK_TOLERANCE):
+        lh, lw = compute_size(height, width, look)  # the preview's size, as a preview job computes it
+        scales = _planned_scales(options, lh, lw) + look_scales(options, (lh, lw), height, width)
+    else:
+        scales = _planned_scales(options, height, width)
     if above is None:
         return scales
     return [s for s in scales[:-1] if max(s.height, s.width) > above] + scales[-1:]
+
+
+def look_scales(options: Options, look: tuple[int, int], height: int, width: int) -> list[Scale]:
+    """The scales from just above the look's size to (height, width), each at most the preset's
+    ratio larger than the one before, with the preset's ``look_steps`` each (or the explicit
+    steps) and no detail pass: their objective is shallow already (``Scale.look``)."""
+    preset = PRESETS[options.quality]
+    longest = max(height, width) / max(look)
+    count = max(1, math.ceil(math.log(longest) / math.log(preset.scale_ratio) - 1e-9))
+    steps = options.steps[0] if options.steps is not None else preset.look_steps
+    tolerance = 0.0 if options.steps is not None else preset.tolerance
+    scales = []
+    for i in range(1, count + 1):
+        factor = longest ** ((i - count) / count)  # 1/longest at the look, 1 at the top
+        h, w = (height, width) if i == count else (max(16, round(height * factor)), max(16, round(width * factor)))
+        scales.append(Scale(h, w, steps, tolerance, 0, look=look))
+    return scales
 
 
 def _planned_scales(options: Options, height: int, width: int) -> list[Scale]:

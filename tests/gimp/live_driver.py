@@ -4,7 +4,8 @@
 
 WORK_DIR/spec.json holds the batch driver's spec plus "live": a list of steps, done in order:
   {"wait": EVENT, "n": N, "timeout": S}  until the plug-in's trace (NST_PLUGIN_TRACE) has N
-                                          EVENT lines ("preview" lines count by their "n")
+                                          EVENT lines ("preview" lines count by their "n");
+                                          "text": T counts only the lines whose message has T
   {"key": "alt+u", "mark": NAME}         press keys in the dialog; the press time goes to marks
   {"shot": NAME}                         dump the dialog window to WORK_DIR/NAME.xwd
   {"gone": "worker", "mark": NAME}       wait until the last run's worker process has ended
@@ -48,8 +49,8 @@ def wait(predicate, timeout, what):
     raise SystemExit(f"live_driver: no {what} within {timeout} s")
 
 
-def count(event):
-    lines = [e for e in trace() if e["event"] == event]
+def count(event, text=None):
+    lines = [e for e in trace() if e["event"] == event and (text is None or text in e.get("message", ""))]
     return max((e.get("n", 0) for e in lines), default=0) if event == "preview" else len(lines)
 
 
@@ -96,7 +97,8 @@ try:
         if "wait" in step:
             n = step.get("n", 1)
             event = step["wait"]
-            wait(lambda e=event, n=n: count(e) >= n, step.get("timeout", DEFAULT_TIMEOUT), f"{event} #{n}")
+            text = step.get("text")
+            wait(lambda e=event, n=n, t=text: count(e, t) >= n, step.get("timeout", DEFAULT_TIMEOUT), f"{event} #{n}")
         elif "key" in step:
             xdo("windowactivate", "--sync", wid)
             xdo("windowfocus", "--sync", wid)

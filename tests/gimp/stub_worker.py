@@ -21,6 +21,7 @@ _device = os.environ.get("NST_STUB_DEVICE", "cpu")
 DEVICE = {"device": _device, "device_label": LABELS.get(_device, _device)}  # what its estimates were priced on
 MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"BM", b"RIFF")
 finish = threading.Event()
+full_size = threading.Event()  # the run so far ends and its image is continued (another STEPS steps)
 lock = threading.Lock()
 
 
@@ -52,6 +53,9 @@ def commands(cancel_on_eof: bool) -> None:
     for line in sys.stdin:
         command = json.loads(line).get("command")
         if command == "finish":
+            finish.set()
+        elif command == "full_size" and not full_size.is_set():
+            full_size.set()
             finish.set()
         elif command == "cancel":
             fail("cancelled", 130)
@@ -97,29 +101,41 @@ def main() -> None:
         pixels[i + 2] ^= 255
     delay = float(os.environ.get("NST_STUB_STEP_S", "0.05"))
     emit({"event": "status", "message": "stub worker"})
-    for step in range(1, STEPS + 1):
+    run_steps(STEPS, delay, width, height, pixels, original, bool(request.get("preview")), 1)
+    continued = full_size.is_set()
+    if continued:  # as the real worker: the preview so far continues at the content's own size
+        finish.clear()
+        emit({"event": "status", "message": "continuing the image to the full size"})
+        run_steps(STEPS, delay, width, height, pixels, original, bool(request.get("preview")), 2)
+    done = {"width": width, "height": height, "rgba": base64.b64encode(bytes(pixels)).decode("ascii")}
+    emit({"done": {**done, "finished_early": finish.is_set(), **({"continued": True} if continued else {})}})
+    os._exit(0)
+
+
+def run_steps(
+    steps: int, delay: float, width: int, height: int, pixels: bytearray, original: bytes, preview: bool, scale: int
+) -> None:
+    """Fake steps with progress (and previews): until the last or until ``finish``."""
+    for step in range(1, steps + 1):
         if finish.wait(delay):
             break
         emit(
             {
                 "event": "progress",
                 "fraction": step / STEPS,
-                "scale": 1,
-                "scales": 1,
+                "scale": scale,
+                "scales": scale,
                 "step": step,
                 "steps": STEPS,
                 "loss": 1000.0 / step,
                 "eta_s": delay * (STEPS - step),
-                "message": f"scale 1/1, step {step}/{STEPS}",
+                "message": f"scale {scale}/{scale}, step {step}/{STEPS}",
             }
         )
-        if request.get("preview"):  # the inverted rows grow with the steps, so previews differ
+        if preview:  # the inverted rows grow with the steps, so previews differ
             split = height * step // STEPS * width * 4
-            preview = base64.b64encode(bytes(pixels[:split]) + original[split:]).decode()
-            emit({"event": "preview", "width": width, "height": height, "rgba": preview})
-    done = {"width": width, "height": height, "rgba": base64.b64encode(bytes(pixels)).decode("ascii")}
-    emit({"done": {**done, "finished_early": finish.is_set()}})
-    os._exit(0)
+            preview_rgba = base64.b64encode(bytes(pixels[:split]) + original[split:]).decode()
+            emit({"event": "preview", "width": width, "height": height, "rgba": preview_rgba})
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ _spec = importlib.util.spec_from_file_location("xwd2png", REPO / "tools" / "xwd2
 xwd2png = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(xwd2png)
 
-RUN, APPLY, STOP, CLOSE = "alt+u", "alt+a", "alt+o", "alt+c"
+RUN, APPLY, STOP, CLOSE, FULL = "alt+u", "alt+a", "alt+o", "alt+c", "alt+i"
 MAX_DIALOG_HEIGHT = 720  # a 768-px screen less a panel
 
 
@@ -133,6 +133,65 @@ def test_apply_now_adds_one_layer_at_once_in_one_undo_step_and_stops_the_worker(
         f"more than one undo step (visible windows {marks.get('windows_at_undo')}, focus {marks.get('focus_at_undo')})"
     )
     assert_sources_unchanged(before, result["layers_undone"])
+
+
+def small_photo(images: Path, tmp_path: Path) -> Path:
+    """A 240×160 layer: a 120-px preview continued to it is one scale of the look (seconds)."""
+    path = tmp_path / "small.png"
+    Image.open(images / "golden_gate.jpg").convert("RGB").resize((240, 160), Image.LANCZOS).save(path)
+    return path
+
+
+def continued(work: Path) -> list[dict]:
+    """The trace lines after Full size was pressed: the worker's status and progress."""
+    pressed = events(work, "full-size-pressed")[0]["t"]
+    return [e for e in trace(work) if e["t"] > pressed and e["event"] in ("status", "progress")]
+
+
+def test_full_size_continues_the_preview_and_adds_one_layer_of_the_layers_size_in_one_undo_step(
+    gimp3: Gimp3, images: Path, tmp_path: Path
+) -> None:
+    steps = [
+        {"key": RUN},
+        {"wait": "preview", "n": 2},
+        {"key": FULL},
+        {"wait": "full-size-pressed"},
+        {"wait": "applied", "timeout": 600},
+        {"gone": "worker", "mark": "gone"},
+        {"undo": True},
+    ]
+    spec = {**live_spec(images, steps, display=True, undo_after=True), "content": str(small_photo(images, tmp_path))}
+    gimp = live_gimp(gimp3, tmp_path, images, size="120", quality='"draft"')
+    result = gimp.batch(spec, tmp_path, STUB_ENV).result
+    assert result["status"] == "success", result
+    before, after = result["layers_before"], result["layers_after"]
+    assert [i["name"] for i in after] == ["Starry Night — style", "Background"]
+    assert (after[0]["width"], after[0]["height"]) == (240, 160), "not at the layer's own size"
+    lines = continued(tmp_path)
+    assert any("full size" in e.get("message", "") for e in lines), f"the run was not continued: {lines}"
+    assert any(e["event"] == "progress" for e in lines), "no progress while continuing"
+    assert events(tmp_path, "applied")[0]["early"] is False  # the continuation ran to its end
+    assert np.abs(pixels(after[0])[..., :3].astype(int) - pixels(before[0])[..., :3]).mean() > 2
+    assert [i["name"] for i in result["layers_undone"]] == [i["name"] for i in before], "more than one undo step"
+    assert_sources_unchanged(before, result["layers_undone"])
+
+
+def test_stop_during_full_size_leaves_the_image_untouched(gimp3: Gimp3, images: Path, tmp_path: Path) -> None:
+    steps = [
+        {"key": RUN},
+        {"wait": "preview", "n": 2},
+        {"key": FULL},
+        {"wait": "full-size-pressed"},
+        {"wait": "status", "text": "full size"},
+        {"key": STOP},
+        {"gone": "worker", "mark": "gone"},
+        {"key": CLOSE},
+    ]
+    spec = {**live_spec(images, steps), "content": str(small_photo(images, tmp_path))}
+    result = live_gimp(gimp3, tmp_path, images, size="120", quality='"high"').batch(spec, tmp_path, STUB_ENV).result
+    assert result["status"] == "cancel", result
+    assert_untouched(result)
+    assert not events(tmp_path, "applied")
 
 
 def test_stop_leaves_the_image_and_ends_the_worker_within_a_second(gimp3: Gimp3, images: Path, tmp_path: Path) -> None:

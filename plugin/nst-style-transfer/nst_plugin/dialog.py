@@ -6,8 +6,10 @@ Gtk.ProgressBar shows the scale, the step and the time left; an estimate line pr
 current settings before Run (the worker's estimate session, kept open while the dialog is).
 
 Buttons: **Run** starts (or restarts with changed settings), **Apply now** asks the worker for
-the best image so far at full size and adds it as the layer, **Stop** ends the run and leaves the
-image untouched, **Close** stops and closes. A run that finishes by itself adds its layer as the
+the best image so far at full size and adds it as the layer, **Full size** continues the preview
+so far to the layer's own size (the look the user approved is the look the layer gets; only the
+scales above the preview's run) and adds that, **Stop** ends the run and leaves the image
+untouched, **Close** stops and closes. A run that finishes by itself adds its layer as the
 non-interactive run does. Either way the dialog then closes and the procedure returns SUCCESS.
 
 Threads: each worker's stdout is read in a thread of its own that only parses lines (and
@@ -52,7 +54,7 @@ from .progress import progress_text  # noqa: E402
 from .regions import cut_out, layer_masks  # noqa: E402
 from .worker_client import WorkerProcess, log  # noqa: E402
 
-RESPONSE_RUN, RESPONSE_APPLY, RESPONSE_STOP = 10, 11, 12  # 1 is the ProcedureDialog's own Reset
+RESPONSE_RUN, RESPONSE_APPLY, RESPONSE_STOP, RESPONSE_FULL = 10, 11, 12, 13  # 1 is the ProcedureDialog's own Reset
 RESPONSE_RESET = 1
 PREVIEW_SIDE = 320  # the preview area's longest side; the worker sends previews no larger
 PREVIEW_INTERVAL_S = 1.0
@@ -179,6 +181,9 @@ class LiveDialog:
         self.slots: list[int] = [1]  # the style slots of the run (regions place styles by slot)
         self.masks: list[dict] = []  # per layer: the request's "masks" (or nothing)
         self.applying = False
+        self.continuing = False  # Full size was pressed: the worker continues at the layer's size
+        self.base_request: dict = {}
+        self.source_layer: Gimp.Layer | None = None
         self.estimator: WorkerProcess | None = None
         self.estimate_id = 0
         self.estimate_ready = False  # the estimator has answered once (its speed is known)
@@ -243,6 +248,8 @@ class LiveDialog:
         close.set_label("_Close")
         self.stop_button = dialog.add_button("St_op", RESPONSE_STOP)
         self.apply_button = dialog.add_button("_Apply now", RESPONSE_APPLY)
+        self.full_button = dialog.add_button("Full s_ize", RESPONSE_FULL)
+        self.full_button.set_tooltip_text("Continue the preview to the layer's own size and add that")
         self.run_button = dialog.add_button("R_un", RESPONSE_RUN)  # rightmost, where OK would be
         dialog.set_default_response(RESPONSE_RUN)
         dialog.connect("response", self._on_response)
@@ -255,7 +262,14 @@ class LiveDialog:
 
     def _set_running(self, running: bool) -> None:
         self.apply_button.set_sensitive(running and not self.applying)
+        self.full_button.set_sensitive(running and not self.applying and not self.continuing and self._below_full())
         self.stop_button.set_sensitive(running)
+
+    def _below_full(self) -> bool:
+        """Whether the run computes below the layer's own size, so that Full size has work to do."""
+        size = self.base_request.get("options", {}).get("size") if self.base_request else None
+        layer = self.source_layer or self.layers[0]
+        return bool(size) and max(layer.get_width(), layer.get_height()) > size
 
     def _say(self, text: str) -> None:
         self.state.set_text(text)
@@ -285,6 +299,8 @@ class LiveDialog:
             self.apply_now()
         elif response == RESPONSE_STOP:
             self.stop()
+        elif response == RESPONSE_FULL:
+            self.full_size()
         elif response in (Gtk.ResponseType.CANCEL, Gtk.ResponseType.DELETE_EVENT, Gtk.ResponseType.CLOSE):
             self.close()
 
@@ -325,7 +341,7 @@ class LiveDialog:
             self.estimator.terminate()
             self.estimator = None
             self.estimate.set_text("Estimated time: measured the next time the dialog opens")
-        self.pending, self.results, self.applying = list(self.layers), [], False
+        self.pending, self.results, self.applying, self.continuing = list(self.layers), [], False, False
         self._next_layer()
 
     def _next_layer(self) -> None:
@@ -370,6 +386,7 @@ class LiveDialog:
                 self.trace("progress", text=text, phase=msg.get("phase"))
         elif event in ("status", "note") and msg.get("message"):
             self._say(str(msg["message"]))
+            self.trace(event, message=str(msg["message"]))
 
     def _on_end(self, run_id: int) -> None:
         if run_id != self.run_id or self.worker is None:
@@ -395,7 +412,7 @@ class LiveDialog:
         self.progress.set_fraction(0.0)
         self.progress.set_text("Press Run to start")
         self._say(message)
-        self.applying = False
+        self.applying = self.continuing = False
         self._set_running(False)
 
     def apply_now(self) -> None:
@@ -406,6 +423,18 @@ class LiveDialog:
         self.trace("apply-pressed", pid=self.worker.pid)
         self.worker.send("finish")
         self.progress.set_text("applying the current image…")
+        self._set_running(True)
+
+    def full_size(self) -> None:
+        """Continue the best image so far to the layer's own size, then add it (one undo step);
+        Stop during it still leaves the image untouched. Layers still to come run at their own size."""
+        if self.worker is None or self.applying or self.continuing or not self._below_full():
+            return
+        self.continuing = True
+        self.base_request["options"] = {**self.base_request["options"], "size": 0}
+        self.trace("full-size-pressed", pid=self.worker.pid)
+        self.worker.send("full_size")
+        self.progress.set_text("continuing at the layer's own size…")
         self._set_running(True)
 
     def _apply_results(self) -> None:
