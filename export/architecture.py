@@ -92,47 +92,44 @@ class SavedTensor:
 
     name: str
     layer: str  # the layer on whose output grid it lies
-    kind: str  # "mask" (bool, output > 0) or "indices" (int64 argmax, flattened over N·C·H·W as ONNX's)
+    kind: str  # "mask": bool, a ReLU's (output > 0) or a max pool's route (see ``route_name``)
 
 
 def mask_name(layer: str) -> str:
     return f"saved_mask_{layer}"
 
 
-def indices_name(pool: str) -> str:
-    return f"saved_indices_{pool}"
+def route_name(pool: str) -> str:
+    """A max pool's route: on its input's grid, True where the pool's gradient goes (each window's
+    first maximum in raster order, as torch and ONNX pick it) and that maximum is positive."""
+    return f"saved_route_{pool}"
 
 
-def pooled_mask(plan: list[Layer], index: int, taps: tuple[str, ...], pooling: str) -> bool:
-    """Whether the ReLU at ``plan[index]`` keeps its mask on the next max pool's grid.
+def folded_relu(plan: list[Layer], index: int, taps: tuple[str, ...], pooling: str) -> bool:
+    """Whether the ReLU at ``plan[index]`` needs no mask: it feeds a max pool whose route is its backward.
 
-    The pool's backward puts each window's gradient on the window's argmax alone, whose ReLU
-    output is the pool's output, so masking the pooled gradient by (pool output > 0) before the
-    scatter is exactly the ReLU's backward, ties included, at a quarter of the pixels: the
-    full-size mask's cast and multiply were ~2 % of an evaluation at 512 px. A tapped ReLU is its
-    own mask, and the block's first ReLU must stay a full-size input: the scatter takes its shape.
+    The pool's gradient reaches only each window's argmax, whose ReLU output is the pool's
+    output, so routing only where that output is positive is exactly the ReLU's backward, ties
+    included. A tapped ReLU keeps its own mask: its upstream gradient reaches every position.
     """
     layer = plan[index]
     return (
         pooling == "max"
         and layer.kind == "relu"
         and layer.name not in taps
-        and layer.index > 1
         and index + 1 < len(plan)
         and plan[index + 1].kind == "pool"
     )
 
 
 def saved_tensors(plan: list[Layer], taps: tuple[str, ...], pooling: str) -> list[SavedTensor]:
-    """The masks and indices the feature graph returns beside its taps, in plan order."""
+    """The masks and routes the feature graph returns beside its taps, in plan order."""
     saved: list[SavedTensor] = []
     for i, layer in enumerate(plan):
-        if layer.kind == "relu" and layer.name not in taps and not pooled_mask(plan, i, taps, pooling):
+        if layer.kind == "relu" and layer.name not in taps and not folded_relu(plan, i, taps, pooling):
             saved.append(SavedTensor(mask_name(layer.name), layer.name, "mask"))
         elif layer.kind == "pool" and pooling == "max":
-            saved.append(SavedTensor(indices_name(layer.name), layer.name, "indices"))
-            if pooled_mask(plan, i - 1, taps, pooling):
-                saved.append(SavedTensor(mask_name(layer.name), layer.name, "mask"))
+            saved.append(SavedTensor(route_name(layer.name), plan[i - 1].name, "mask"))
     return saved
 
 

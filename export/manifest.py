@@ -18,7 +18,9 @@ from .errors import ExportError
 from .sources import sha256_file
 
 #: Bumped whenever the graphs' inputs, outputs or meaning change; old exports are then redone.
-GRAPH_FORMAT = "nst-graphs/6"  # 4: the guided graph; 5: pooled ReLU masks; 6: per-layer style_losses
+#: 4: the guided graph; 5: pooled ReLU masks; 6: per-layer style_losses; 7: max-pool routes (bool, on the
+#: pool input's grid) instead of MaxPool indices and MaxUnpool, sizes multiplied in float (issue 23)
+GRAPH_FORMAT = "nst-graphs/7"
 LOSS_OUTPUTS = ("loss", "content_loss", "style_loss", "style_losses", "grad_image")  # the fused and guided graphs
 MANIFEST = "manifest.json"
 FEATURE_FILE = "feature.onnx"

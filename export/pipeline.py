@@ -148,7 +148,7 @@ def export_graphs(req: ExportRequest, log: Callable[[str], None] = lambda _msg: 
     # The exporter and verifier are heavy imports; a reuse (the common case) never needs them.
     from .onnx_graphs import export_feature_graph, export_fused_graph, export_gradient_graph, export_guided_graph
     from .torch_vgg import FeatureNet, GradientNet
-    from .verify import verify_fused, verify_graphs, verify_guided
+    from .verify import verify_fused, verify_graphs, verify_guided, verify_int32
     from .weights import load_weights
 
     weights = r.weights or load_weights(src)
@@ -168,6 +168,8 @@ def export_graphs(req: ExportRequest, log: Callable[[str], None] = lambda _msg: 
         checks = verify_graphs(net, grad_net, staging / FEATURE_FILE, staging / GRADIENT_FILE)
         checks.update(verify_fused(net, staging / FUSED_FILE))
         checks.update(verify_guided(net, staging / GUIDED_FILE))
+        names = {"feature": FEATURE_FILE, "gradient": GRADIENT_FILE, "fused": FUSED_FILE, "guided": GUIDED_FILE}
+        checks.update(verify_int32({role: staging / name for role, name in names.items()}))
         manifest = _manifest(key, src, weights, net, grad_net, (fused_inputs, guided_inputs), staging, checks)
         for name in (FEATURE_FILE, GRADIENT_FILE, FUSED_FILE, GUIDED_FILE):
             (staging / name).replace(folder / name)

@@ -15,6 +15,10 @@ d style_l/dF = 4 w_l (G − A) F / (C² h w) (G and A are symmetric).
 region r has a mask m_r on the layer's grid, its own target A_r and weight w_r, and its guided
 Gram G_r = (F ⊙ m_r)(F ⊙ m_r)ᵀ / Σ m_r², so d style_r/dF = 4 w_r (G_r − A_r) F diag(m_r²) / (C² Σ m_r²).
 Exported as the *guided* graph, it keeps masked (regional) runs on the one-graph fast path.
+
+Products of sizes are taken in float (``_positions``): OpenVINO runs int64 as int32, and an integer
+C²·h·w overflows from about 1024×512 pixels (relu1_1's 64² · h · w), which silently scaled the
+shallow layers' gradients while the loss stayed right (issue 23).
 """
 
 from __future__ import annotations
@@ -29,6 +33,11 @@ def loss_layers(taps: tuple[str, ...]) -> tuple[str | None, tuple[str, ...]]:
     """(content layer or None, style layers) for a tap set: content on relu4_2, style on the rest."""
     content = CONTENT_LAYER if CONTENT_LAYER in taps else None
     return content, tuple(t for t in taps if t != content)
+
+
+def _positions(f: torch.Tensor) -> torch.Tensor:
+    """h·w of a feature map [1, C, h, w] as a float32 scalar, never as an integer product."""
+    return torch.scalar_tensor(f.shape[2], dtype=f.dtype) * torch.scalar_tensor(f.shape[3], dtype=f.dtype)
 
 
 def gram_name(layer: str) -> str:
@@ -62,7 +71,8 @@ class LossNet(nn.Module):
         if self.content_layer:
             diff = feats[self.content_layer] - named["content_target"]
             content = content_weight * diff.pow(2).mean()
-            grads[self.content_layer] = content_weight * 2.0 * diff / diff.numel()
+            scale = 2.0 / diff.shape[1] / _positions(diff)
+            grads[self.content_layer] = content_weight * scale * diff
         return content
 
     def _content_reference(self, feats: dict, named: dict) -> torch.Tensor:
@@ -80,7 +90,7 @@ class LossNet(nn.Module):
         for i, layer in enumerate(self.style_layers):
             f = feats[layer]
             flat = f.reshape(f.shape[1], -1)  # a view: indexing the batch copied the tensor (Gather)
-            loss, grad = self._style(i, layer, flat, named)
+            loss, grad = self._style(i, layer, flat, _positions(f), named)
             style = style + loss
             losses.append(loss)
             grads[layer] = grad.view(f.shape)
@@ -89,13 +99,14 @@ class LossNet(nn.Module):
         per_layer = torch.stack(losses) if losses else named["style_weights"].reshape(-1)[:0]
         return (content + style, content, style, per_layer, *(grads[t] for t in self.taps))
 
-    def _style(self, i: int, layer: str, flat: torch.Tensor, named: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        """One style layer's loss and its gradient w.r.t. the features ``flat`` [C, P]."""
+    def _style(
+        self, i: int, layer: str, flat: torch.Tensor, positions: torch.Tensor, named: dict
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One style layer's loss and its gradient w.r.t. the features ``flat`` [C, P], P = ``positions``."""
         weight = named["style_weights"][i]
-        positions = flat.shape[1]
         d = flat @ flat.T / positions - named[gram_name(layer)]
-        channels = d.shape[0]
-        return weight * d.pow(2).mean(), weight * (4.0 / (channels * channels * positions)) * (d @ flat)
+        channels = d.shape[0]  # static: 4/C² is a constant
+        return weight * d.pow(2).mean(), weight * (4.0 / (channels * channels)) / positions * (d @ flat)
 
     def reference(self, feats: dict[str, torch.Tensor], named: dict[str, torch.Tensor]) -> torch.Tensor:
         """The same loss through plain autograd, for verification."""
@@ -120,7 +131,9 @@ class GuidedLossNet(LossNet):
         guides = [name for s in self.style_layers for name in (gram_name(s), mask_input_name(s))]
         return [*self.taps, *content, *guides, "content_weight", "style_weights"]
 
-    def _style(self, i: int, layer: str, flat: torch.Tensor, named: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    def _style(
+        self, i: int, layer: str, flat: torch.Tensor, positions: torch.Tensor, named: dict
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         # (F ⊙ m)(F ⊙ m)ᵀ = (F ⊙ m²) Fᵀ, and the gradient Σ_r c_r (D_r F) ⊙ m_r² = [c_1 D_1 … c_R D_R]
         # [F ⊙ m_1²; …; F ⊙ m_R²]: one [R, C, P] temporary (F ⊙ m²) and one matmul into [C, P].
         mask = named[mask_input_name(layer)]

@@ -4,15 +4,15 @@
 autograd) and the module exported as the feature graph (``forward``, which also returns what
 the backward needs). ``GradientNet`` is the backward written out from the forward's structure,
 so that onnxruntime can run it: conv backward is a convolution with the transposed, flipped
-kernel; ReLU backward is a multiply by the saved mask (for the ReLU right before a max pool, on
-the pool's grid: ``architecture.pooled_mask``); max-pool backward scatters into zeros at the
-saved argmax indices (exact, ties included, odd sizes included).
+kernel; ReLU backward is a multiply by the saved mask (none for the ReLU right before a max pool:
+``architecture.folded_relu``); max-pool backward puts each window's gradient on its saved route
+(exact, ties included, odd sizes included).
 
-The max pool and its backward are exported as ONNX's own MaxPool (with indices) and MaxUnpool.
-torch's exporter spells ``max_pool2d(return_indices=True)`` as a second, 1×1 MaxPool over the
-whole input to turn ONNX's tensor-wide indices into per-plane ones, and the scatter as a zero
-fill, casts and ScatterElements: at 512×384 those cost ~0.2 s of a ~2.9 s iteration. So the
-saved indices are ONNX's (flattened over N·C·H·W), and eager torch computes the same ones.
+Every op is one that each onnxruntime provider runs natively, OpenVINO's included (issue 23): a
+max pool saves no indices but a bool *route* on its input's grid (each window's first maximum,
+from four strided slices of the input compared with the pooled output), and its backward is a
+nearest 2× upsampling times that route, so neither MaxPool's index output (a slow reference
+kernel in OpenVINO) nor MaxUnpool (none there at all) appears. Eager torch computes the same route.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .architecture import Layer, SavedTensor, indices_name, mask_name, pooled_mask, saved_tensors, truncated_plan
+from .architecture import Layer, SavedTensor, folded_relu, mask_name, route_name, saved_tensors, truncated_plan
 from .weights import VGGWeights
 
 
@@ -86,51 +86,52 @@ class FeatureNet(nn.Module):
         x = image - self.offset
         names = {s.name for s in self.saved}
         for layer in self.plan:
-            x, indices = self._step(layer, x, with_indices=True)
+            x, route = self._step(layer, x, with_route=True)
             if layer.name in self.taps:
                 taps[layer.name] = x
             if mask_name(layer.name) in names:
                 saved[mask_name(layer.name)] = x > 0
-            if indices is not None:
-                saved[indices_name(layer.name)] = indices
+            if route is not None:
+                saved[route_name(layer.name)] = route
         return (*(taps[t] for t in self.taps), *(saved[s.name] for s in self.saved))
 
-    def _step(self, layer: Layer, x: torch.Tensor, with_indices: bool = False):
+    def _step(self, layer: Layer, x: torch.Tensor, with_route: bool = False):
         if layer.kind == "conv":
             return self.convs[layer.conv_index](x), None
         if layer.kind == "relu":
             return F.relu(x), None
         if self.pooling == "avg":
             return F.avg_pool2d(x, 2, 2), None
-        if with_indices:
-            return max_pool_with_indices(x)
+        if with_route:
+            return max_pool_with_route(x)
         return F.max_pool2d(x, 2, 2), None
 
 
-_POOL = {"kernel_shape": [2, 2], "strides": [2, 2]}
+def max_pool_with_route(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """2×2 max pool, and its route (``architecture.route_name``): a bool mask of ``x``'s shape.
+
+    A window's four values are strided slices of ``x`` (an odd last row or column is in none);
+    the first one equal to the maximum, in raster order, takes the gradient, as in torch and in
+    ONNX's MaxPool indices. The pool's output is bitwise one of them, so the comparisons are exact.
+    """
+    y = F.max_pool2d(x, 2, 2)
+    top, bottom = x[:, :, 0:-1:2], x[:, :, 1::2]
+    corners = (top[..., 0:-1:2], top[..., 1::2], bottom[..., 0:-1:2], bottom[..., 1::2])
+    hits = [c == y for c in corners[:3]]
+    taken = ~(y > 0)  # a window whose maximum is 0 passes nothing back through its ReLU
+    parts = []
+    for hit in hits:
+        parts.append(hit & ~taken)
+        taken = taken | hit
+    parts.append(~taken)
+    rows = [torch.stack(parts[i : i + 2], dim=-1).flatten(-2) for i in (0, 2)]  # [N, C, h, 2w] each
+    route = torch.stack(rows, dim=3).flatten(2, 3)  # [N, C, 2h, 2w]
+    return y, _pad_to(route, x)
 
 
-def max_pool_with_indices(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """2×2 max pool and the argmax of each window as an index into the flattened input."""
-    if torch.onnx.is_in_onnx_export():
-        n, c, h, w = x.shape
-        shape = (n, c, h // 2, w // 2)
-        y, indices = torch.onnx.ops.symbolic_multi_out(
-            "MaxPool", (x,), _POOL, dtypes=(x.dtype, torch.int64), shapes=(shape, shape)
-        )
-        return y, indices
-    y, indices = F.max_pool2d(x, 2, 2, return_indices=True)  # per-plane indices
-    planes = torch.arange(x.shape[0] * x.shape[1], device=x.device).view(x.shape[0], x.shape[1], 1, 1)
-    return y, indices + planes * (x.shape[2] * x.shape[3])
-
-
-def max_unpool(g: torch.Tensor, indices: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """``g`` scattered into zeros of ``like``'s shape at ``max_pool_with_indices``' indices."""
-    if torch.onnx.is_in_onnx_export():
-        shape = torch.onnx.ops.symbolic("Shape", (like,), dtype=torch.int64, shape=(4,))
-        return torch.onnx.ops.symbolic("MaxUnpool", (g, indices, shape), _POOL, dtype=g.dtype, shape=like.shape)
-    zeros = torch.zeros(like.numel(), dtype=g.dtype, device=g.device)
-    return zeros.scatter(0, indices.flatten(), g.flatten()).view(like.shape)
+def _pad_to(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``t`` padded with zeros at the bottom and right to ``like``'s height and width (odd sizes)."""
+    return F.pad(t, (0, like.shape[3] - t.shape[3], 0, like.shape[2] - t.shape[2]))
 
 
 class GradientNet(nn.Module):
@@ -175,31 +176,24 @@ class GradientNet(nn.Module):
             if g is None:
                 continue
             if layer.kind == "relu":
-                if not pooled_mask(plan, i, self.taps, self.pooling):  # else masked on the pool's grid
+                if not folded_relu(plan, i, self.taps, self.pooling):  # else the pool's route masked it
                     g = g * self._mask(layer.name, named).to(g.dtype)  # onnxruntime's Where is 2× slower
             elif layer.kind == "conv":
                 g = F.conv2d(g, self.kernels[layer.conv_index], padding=1)
             else:
-                if pooled_mask(plan, i - 1, self.taps, self.pooling):
-                    g = g * named[mask_name(layer.name)].to(g.dtype)
-                g = self._pool_backward(g, self._pool_input_like(i, named), named.get(indices_name(layer.name)))
+                g = self._pool_backward(i, g, named)
         assert g is not None
         return g
 
     def _mask(self, relu: str, named: dict[str, torch.Tensor]) -> torch.Tensor:
         return named[relu] > 0 if relu in self.taps else named[mask_name(relu)]
 
-    def _pool_input_like(self, index: int, named: dict[str, torch.Tensor]) -> torch.Tensor:
-        """An input with the shape of pool ``plan[index]``'s input, for the scatter's size: the ReLU
-        right before it, or (its mask lying on the pool's grid) the block's first ReLU, whose
-        channels and grid every ReLU of a VGG block shares."""
-        relu = self.plan[index - 1].name
-        if pooled_mask(self.plan, index - 1, self.taps, self.pooling):
-            relu = f"relu{self.plan[index].block}_1"
-        return named[relu] if relu in self.taps else named[mask_name(relu)]
-
-    def _pool_backward(self, g: torch.Tensor, like: torch.Tensor, indices: torch.Tensor | None) -> torch.Tensor:
-        if indices is not None:
-            return max_unpool(g, indices, like)
-        up = F.interpolate(g * 0.25, scale_factor=2.0, mode="nearest")
-        return F.pad(up, (0, like.shape[3] - up.shape[3], 0, like.shape[2] - up.shape[2]))
+    def _pool_backward(self, index: int, g: torch.Tensor, named: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Pool ``plan[index]``'s backward: each window's gradient on its route (max), or a quarter on
+        each of its four pixels (avg); nothing on an odd last row or column."""
+        up = F.interpolate(g, scale_factor=2.0, mode="nearest")
+        if self.pooling == "max":
+            route = named[route_name(self.plan[index].name)]
+            return _pad_to(up, route) * route.to(g.dtype)
+        relu = self.plan[index - 1].name  # its mask is saved full-size: avg pooling folds none
+        return _pad_to(up * 0.25, named[relu] if relu in self.taps else named[mask_name(relu)])

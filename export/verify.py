@@ -1,10 +1,15 @@
 """Checks of freshly written graphs against torch, run by every export before anything is kept.
 
-Two comparisons, each with the tolerance the graphs promise:
+Comparisons, each with the tolerance the graphs promise:
 - the feature graph's taps against the torch module (max |error| / max |reference| per tap);
 - the gradient graph, fed torch's own saved tensors and upstream gradients, against torch
   autograd (relative L2). Feeding torch's saved tensors isolates the gradient graph from
-  ReLU/max-pool near-ties that fp32 may break differently in two backends.
+  ReLU/max-pool near-ties that fp32 may break differently in two backends;
+- the fused and guided graphs' loss and gradient against torch autograd on the same loss;
+- every graph's integers bounded within int32 at every size it accepts (``int_range``):
+  OpenVINO runs int64 as int32, and a product of sizes wrapped past 1024×512 pixels.
+The numeric checks run small sizes on the CPU provider; ``verify_loss_graph`` also takes
+another provider's session and a size past that overflow (tests/test_openvino.py).
 """
 
 from __future__ import annotations
@@ -122,8 +127,20 @@ def fused_feed(net: FeatureNet, image: torch.Tensor, seed: int = 7) -> tuple[dic
 
 def verify_fused(net: FeatureNet, fused_path: Path) -> dict:
     """The fused graph's loss and gradient against torch autograd on the same loss."""
-    worst_loss, worst_grad = _verify_loss_graph(net, fused_path, "fused", lambda image, _i: fused_feed(net, image))
+    session = cpu_session(fused_path)
+    worst_loss, worst_grad = verify_loss_graph(net, session, "fused", lambda image, _i: fused_feed(net, image))
     return {"fused_loss_relative_error": worst_loss, "fused_gradient_relative_l2": worst_grad}
+
+
+def verify_int32(paths: dict[str, Path]) -> dict:
+    """Raise ExportError unless every integer in each graph stays within int32 at any size."""
+    from .int_range import MAX_DIM, check_file
+
+    for role, path in paths.items():
+        problems = check_file(path)
+        if problems:
+            raise ExportError(f"{role} graph has integers that may overflow int32 (OpenVINO): {'; '.join(problems)}")
+    return {"int32_safe_up_to": MAX_DIM}
 
 
 def guided_feed(net: FeatureNet, image: torch.Tensor, regions: int) -> tuple[dict[str, torch.Tensor], dict]:
@@ -155,17 +172,24 @@ def guided_feed(net: FeatureNet, image: torch.Tensor, regions: int) -> tuple[dic
 def verify_guided(net: FeatureNet, guided_path: Path) -> dict:
     """The guided graph against torch autograd on the masked loss, with 2 regions at one size and
     2 + 1 padding at the other."""
-    worst_loss, worst_grad = _verify_loss_graph(
-        net, guided_path, "guided", lambda image, i: guided_feed(net, image, 2 + i)
+    worst_loss, worst_grad = verify_loss_graph(
+        net, cpu_session(guided_path), "guided", lambda image, i: guided_feed(net, image, 2 + i)
     )
     return {"guided_loss_relative_error": worst_loss, "guided_gradient_relative_l2": worst_grad}
 
 
-def _verify_loss_graph(net: FeatureNet, path: Path, role: str, feed_for) -> tuple[float, float]:
-    """(worst loss error, worst gradient error) of a loss-and-gradient graph over CHECK_SIZES."""
-    session = cpu_session(path)
+def verify_loss_graph(
+    net: FeatureNet,
+    session: ort.InferenceSession,
+    role: str,
+    feed_for,
+    sizes: tuple[tuple[int, int], ...] = CHECK_SIZES,
+    tolerance: tuple[float, float] = (LOSS_TOLERANCE, GRADIENT_TOLERANCE),
+) -> tuple[float, float]:
+    """(worst loss error, worst gradient error) of a loss-and-gradient graph's ``session`` over
+    ``sizes``; raise ExportError past ``tolerance`` (loss, gradient)."""
     worst_loss = worst_grad = 0.0
-    for i, (height, width) in enumerate(CHECK_SIZES):
+    for i, (height, width) in enumerate(sizes):
         image = smooth_image(height, width, seed=11)
         named, extra = feed_for(image, i)
         x = image.clone().requires_grad_(True)
@@ -178,7 +202,7 @@ def _verify_loss_graph(net: FeatureNet, path: Path, role: str, feed_for) -> tupl
         loss_err = max(loss_err, parts_err, abs(float(per_layer.sum()) - float(style)) / max(abs(float(style)), 1e-30))
         grad_err = relative_l2(onnx_grad, grad)
         worst_loss, worst_grad = max(worst_loss, loss_err), max(worst_grad, grad_err)
-        if not (loss_err <= LOSS_TOLERANCE and grad_err <= GRADIENT_TOLERANCE):
+        if not (loss_err <= tolerance[0] and grad_err <= tolerance[1]):
             raise ExportError(
                 f"{role} graph differs from torch ({height}×{width}): loss {loss_err:.1e}, gradient {grad_err:.1e}"
             )

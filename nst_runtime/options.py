@@ -23,7 +23,7 @@ from .units import MIN_MEMORY, parse_memory
 
 QUALITIES = ("draft", "normal", "high")
 PRESERVE_COLORS = ("none", "luminance", "histogram")
-DEVICES = ("auto", "cpu", "cuda")
+DEVICES = ("auto", "cpu", "cuda", "openvino", "openvino-f32", "openvino-bf16", "openvino-gpu")
 OPTIMIZERS = ("lbfgs", "adam")
 INITS = ("content", "noise")
 WEIGHT_SOURCES = ("vgg19", "vgg16", "torchvision-vgg19")
@@ -130,9 +130,15 @@ class Options:
     optimizer: str = option("lbfgs", "L-BFGS (default) or Adam", "choice", choices=OPTIMIZERS)
     seed: int = option(0, "random seed; a CPU run is reproducible bit for bit", "int")
     device: str = option(
-        "auto", "where VGG runs: auto uses CUDA when onnxruntime and torch can really use it", "choice",
+        "auto",
+        "where VGG runs: auto is CUDA where onnxruntime and torch can really use it, else cpu or openvino, "
+        "whichever `nst estimate` measured faster here; cpu is fp32 on onnxruntime's CPU provider; openvino "
+        "runs bf16 through OpenVINO on CPUs with AMX, with the full-size scale in fp32 on the CPU provider "
+        "(f32 on OpenVINO without AMX); openvino-f32 and openvino-bf16 run every step on OpenVINO in that precision; "
+        "openvino-gpu runs f32 on OpenVINO's Intel GPU device",
+        "choice",
         choices=DEVICES,
-    )  # fmt: skip
+    )
     weights: str = option(
         "vgg19", "VGG weights (see nst-export --help); vgg19 works offline", "choice", choices=WEIGHT_SOURCES
     )

@@ -16,6 +16,19 @@ SHARED_IMAGES = REPO.parent / "shared" / "images"
 os.environ.setdefault("NST_CACHE_DIR", str(REPO / ".cache" / "test-cache"))
 
 
+def _auto_is_mlas() -> None:
+    """``--device auto`` runs on MLAS in the tests (as it does on a machine that has not measured
+    OpenVINO): a choice an estimate stored would otherwise move later tests onto bf16."""
+    from nst_runtime.engine.timing import store_choice
+    from nst_runtime.vgg.devices import stored_choice
+
+    if stored_choice() != "cpu":
+        store_choice("cpu", {})
+
+
+_auto_is_mlas()
+
+
 def shared_image(name: str) -> Path:
     path = SHARED_IMAGES / name
     if not path.is_file():
@@ -36,3 +49,15 @@ def vgg19_export():
     from nst_export import ExportRequest, export_graphs
 
     return export_graphs(ExportRequest())
+
+
+@pytest.fixture(scope="session")
+def openvino_or_skip():
+    """OpenVINO's CPU device; the test skips, saying why, where its plugin cannot be installed or loaded."""
+    from nst_runtime import NSTError
+    from nst_runtime.vgg.sessions import openvino_device
+
+    try:
+        return openvino_device()
+    except NSTError as exc:
+        pytest.skip(str(exc))

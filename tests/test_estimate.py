@@ -14,6 +14,7 @@ from conftest import shared_image
 from nst_runtime.engine import timing as est
 from nst_runtime.options import make_options
 from nst_runtime.planning.schedule import Scale, plan_scales
+from nst_runtime.vgg.devices import CHOICE_FILE
 
 SPEED = est.Speed(
     evaluation=est.Curve(((10_000, 0.03), (200_000, 0.5))),
@@ -169,9 +170,10 @@ def nst_estimate(*args: str, cache: Path) -> subprocess.CompletedProcess:
 
 @pytest.fixture
 def seeded_cache(tmp_path: Path) -> Path:
-    """A cache folder holding this machine's prices (made up), so nothing is measured."""
-    options = make_options()
-    est.store_speed(est.Speed(**{**SPEED.__dict__, "key": est.speed_key(options)}), tmp_path / est.CACHE_NAME)
+    """A cache folder holding this machine's prices (made up) and auto's choice, so nothing is measured."""
+    for options in (make_options(), make_options(device="cpu")):  # auto is CUDA's where usable, else the choice's
+        est.store_speed(est.Speed(**{**SPEED.__dict__, "key": est.speed_key(options)}), tmp_path / est.CACHE_NAME)
+    est.store_choice("cpu", {}, tmp_path / CHOICE_FILE)
     return tmp_path
 
 

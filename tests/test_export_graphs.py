@@ -133,19 +133,27 @@ def test_end_to_end_gradient_on_smooth_input_without_ties(torch_net, sessions):
     assert end_to_end_error(torch_net, sessions, image, style) <= 1e-5
 
 
-def test_max_pools_are_onnx_max_pool_and_max_unpool(vgg19_export):
-    """The pool and its backward are one node each: torch's own export of ``return_indices``
-    added a 1×1 MaxPool over the whole input per pool, and its scatter a zero fill and casts."""
+def test_max_pools_are_plain_max_pools_and_their_backward_a_masked_upsampling(vgg19_export):
+    """No MaxPool index output (OpenVINO's slow reference kernel), no MaxUnpool or scatter (none
+    in OpenVINO), no int64 tensor saved between the graphs (issue 23)."""
     import onnx
 
     folder = vgg19_export.folder
     feature = onnx.load(str(folder / FEATURE_FILE))
     gradient = onnx.load(str(folder / GRADIENT_FILE))
     pools = [n for n in feature.graph.node if n.op_type == "MaxPool"]
-    kernels = [next(a.ints for a in n.attribute if a.name == "kernel_shape") for n in pools]
-    assert len(pools) == 4 and all(list(k) == [2, 2] for k in kernels)
+    assert len(pools) == 4 and all(len(n.output) == 1 for n in pools)
     ops = {n.op_type for n in gradient.graph.node}
-    assert "MaxUnpool" in ops and not ops & {"ScatterElements", "ScatterND", "Gather"}
+    assert not ops & {"MaxUnpool", "ScatterElements", "ScatterND", "Gather"}
+    assert {s["kind"] for s in vgg19_export.manifest["saved"]} == {"mask"}
+
+
+def test_no_graph_holds_an_integer_that_may_overflow_int32(vgg19_export):
+    from nst_export.int_range import check_file
+
+    assert vgg19_export.manifest["verification"]["int32_safe_up_to"] == 1 << 16
+    for entry in vgg19_export.manifest["graphs"].values():
+        assert check_file(vgg19_export.folder / entry["file"]) == [], entry["file"]
 
 
 def test_a_content_only_graph_set_evaluates_through_its_fused_graph(tmp_path):

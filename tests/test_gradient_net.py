@@ -7,7 +7,7 @@ import torch
 
 from nst_export.architecture import DEFAULT_LAYERS, full_plan, saved_tensors, truncated_plan
 from nst_export.sources import CAFFE
-from nst_export.torch_vgg import FeatureNet, GradientNet
+from nst_export.torch_vgg import FeatureNet, GradientNet, max_pool_with_route
 from nst_export.verify import gradient_feed, relative_l2, smooth_image, torch_reference
 from nst_export.weights import VGGWeights
 
@@ -42,7 +42,7 @@ def test_vjp_equals_autograd(pooling, taps, size):
 
 
 def test_max_pool_ties_route_like_torch():
-    """A constant image makes every pool window a tie: the saved indices must decide, as in torch."""
+    """A constant image makes every pool window a tie: the saved route must decide, as in torch."""
     net = FeatureNet(random_weights("vgg16", seed=2), ("relu2_1",), "max")
     image = torch.full((1, 3, 24, 30), 0.5)
     saved, upstream, grad = torch_reference(net, image)
@@ -51,23 +51,34 @@ def test_max_pool_ties_route_like_torch():
     assert relative_l2(grad_net(*(named[n] for n in grad_net.input_names)), grad) <= 1e-6
 
 
-def test_saved_tensors_are_masks_and_indices_under_separate_names():
+def test_saved_tensors_are_bool_masks_and_routes_on_the_pool_inputs_grid():
     net = FeatureNet(random_weights("vgg19"), ("relu1_1", "relu2_1"), "max")
-    assert net.output_names == ["relu1_1", "relu2_1", "saved_indices_pool1", "saved_mask_pool1"]
-    outputs = net(smooth_image(20, 22))
-    assert outputs[2].dtype == torch.int64 and outputs[3].dtype == torch.bool
-    assert outputs[3].shape == outputs[2].shape  # relu1_2's mask lies on pool1's grid
+    assert net.output_names == ["relu1_1", "relu2_1", "saved_route_pool1"]
+    outputs = net(smooth_image(21, 22))
+    assert outputs[2].dtype == torch.bool and outputs[2].shape == outputs[0].shape  # relu1_2's grid, odd rows too
 
 
-def test_pooled_masks_only_where_the_scatter_keeps_a_full_size_input():
-    """A ReLU right before a max pool keeps its mask on the pool's grid unless it is a tap or
-    its block's first ReLU (the scatter's shape comes from that one); average pooling, no indices."""
+def test_route_is_torchs_first_argmax_where_the_maximum_is_positive():
+    """Ties (equal values in a window) go to the first in raster order, as torch's indices; a
+    window whose maximum is 0 routes nothing; an odd last row or column is in no window."""
+    x = torch.tensor([[3.0, 3.0, 0.0, 0.0, 5.0], [3.0, 1.0, 0.0, 0.0, 5.0], [1.0, 2.0, 2.0, 2.0, 9.0]]).view(1, 1, 3, 5)
+    y, route = max_pool_with_route(x)
+    _, indices = torch.nn.functional.max_pool2d(x, 2, 2, return_indices=True)
+    expected = torch.zeros(15, dtype=torch.bool)
+    expected[indices.flatten()] = y.flatten() > 0
+    assert route.dtype == torch.bool and torch.equal(route.flatten(), expected)
+    assert route.flatten().nonzero().flatten().tolist() == [0]
+
+
+def test_relus_before_max_pools_fold_into_the_route():
+    """A ReLU right before a max pool has no mask unless it is a tap; average pooling, no routes."""
     plan = truncated_plan("vgg19", DEFAULT_LAYERS)
-    names = [s.name for s in saved_tensors(plan, DEFAULT_LAYERS, "max")]
-    assert "saved_mask_relu1_2" not in names and "saved_mask_pool1" in names
-    assert "saved_mask_relu3_4" not in names and "saved_mask_pool3" in names
-    assert "saved_mask_relu3_2" in names  # not before a pool
-    tapped = saved_tensors(plan, (*DEFAULT_LAYERS, "relu2_2"), "max")
-    assert "saved_mask_pool2" not in [s.name for s in tapped]
+    saved = {s.name: s for s in saved_tensors(plan, DEFAULT_LAYERS, "max")}
+    assert "saved_mask_relu1_2" not in saved and saved["saved_route_pool1"].layer == "relu1_2"
+    assert "saved_mask_relu3_4" not in saved and saved["saved_route_pool3"].layer == "relu3_4"
+    assert "saved_mask_relu3_2" in saved  # not before a pool
+    assert {s.kind for s in saved.values()} == {"mask"}
+    tapped = [s.name for s in saved_tensors(plan, (*DEFAULT_LAYERS, "relu2_2"), "max")]
+    assert "saved_mask_relu2_2" not in tapped and "saved_route_pool2" in tapped  # the tap is its own mask
     averaged = [s.name for s in saved_tensors(plan, DEFAULT_LAYERS, "avg")]
     assert "saved_mask_relu1_2" in averaged and not any("pool" in n for n in averaged)

@@ -43,10 +43,10 @@ def test_the_per_pixel_figures_follow_the_graph_plan():
     assert ESTIMATOR.widest == 64 * 4  # conv1_x: 64 float32 channels at full resolution
     assert ESTIMATOR.content == 512 * 4 / 64  # relu4_2: 512 channels at 1/8 resolution
     assert ESTIMATOR.halo == 80
-    # bool masks (relu1_2's … relu4_4's on their pools' grids) and int64 indices, beside the taps
-    masks = 64 / 4 + 128 / 16 + 2 * 256 / 16 + 256 / 64 + 512 / 64 + 512 / 256  # pool1, pool2, relu3_2/3, …
-    indices = 8 * (64 / 4 + 128 / 16 + 256 / 64 + 512 / 256)
-    assert ESTIMATOR.outputs == pytest.approx(masks + indices + ESTIMATOR.taps)
+    # bool masks (relu3_2, relu3_3, relu4_3) and bool pool routes (on relu1_2's … relu4_4's grids), beside the taps
+    masks = 2 * 256 / 16 + 512 / 64
+    routes = 64 + 128 / 4 + 256 / 16 + 512 / 64
+    assert ESTIMATOR.outputs == pytest.approx(masks + routes + ESTIMATOR.taps)
     assert ESTIMATOR.taps == pytest.approx(4 * (64 + 128 / 4 + 256 / 16 + 512 / 64 + 512 / 64 + 512 / 256))
 
 

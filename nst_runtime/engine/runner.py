@@ -31,7 +31,8 @@ from ..objective.terms import PixelTerm
 from ..options import Options, keyword_docs, keyword_parameters, make_options
 from ..planning import memory
 from ..planning.schedule import Scale
-from ..vgg.features import get_vgg
+from ..vgg.devices import precisions
+from ..vgg.features import VGG, get_vgg
 from ..vgg.graphs import DETAIL_LAYERS
 from .coarse_to_fine import CoarseToFine, Controls, ProgressCallback
 
@@ -42,7 +43,7 @@ class StylizeResult:
     loss: float  # the objective of the returned image at the last scale it reached
     parts: dict[str, float]
     seconds: float
-    device: str
+    device: str  # the device the run used; "openvino-bf16+cpu": bf16 on OpenVINO and fp32 on MLAS
     scales: list[Scale]
     finished_early: bool = False  # a front end asked for the best image so far
     evaluations: int = 0  # objective evaluations (forward + gradient) over all scales
@@ -127,25 +128,30 @@ def run(
     above = max(init_img.height, init_img.width) if options.continue_from is not None and init_img else None
     scales = _planned(options, content_img, style_imgs, device, emit, above)  # a refusal comes before any work
     emit(Status("loading the VGG graphs"))
-    vgg = get_vgg(
-        options.weights, options.pooling, DEFAULT_LAYERS, options.device, graphs_dir, log=lambda m: emit(Status(m))
-    )
-    if vgg.device != device:  # CUDA looked usable but onnxruntime could not use it: the host's memory counts
-        scales = _planned(options, content_img, style_imgs, vgg.device, emit, above)
+    exact, fast = precisions(options.device)
+
+    def vgg_on(on: str, layers: tuple[str, ...] = DEFAULT_LAYERS, folder: str | None = graphs_dir) -> VGG:
+        return get_vgg(options.weights, options.pooling, layers, on, folder, log=lambda m: emit(Status(m)))
+
+    vgg = vgg_on(exact)
+    if memory.budget_device(vgg.device) != device:  # CUDA looked usable but onnxruntime could not use it
+        scales = _planned(options, content_img, style_imgs, memory.budget_device(vgg.device), emit, above)
     controls = Controls(finish, preview_interval)
     job = CoarseToFine(vgg, options, content_img, style_imgs, init_img, emit, controls, pixel_terms, scales, guides)
-    if graphs_dir is None and options.optimizer == "lbfgs" and any(s.detail_steps for s in job.scales):
-        job.detail_vgg = get_vgg(
-            options.weights, options.pooling, DETAIL_LAYERS, options.device, log=lambda m: emit(Status(m))
-        )
+    detail = graphs_dir is None and options.optimizer == "lbfgs" and any(s.detail_steps for s in job.scales)
+    if fast is not None and (detail or any(s.fast_steps for s in job.scales)):
+        job.use_fast(vgg_on(fast), vgg_on(fast, DETAIL_LAYERS, None) if detail else None)
+    elif detail:
+        job.detail_vgg = vgg_on(exact, DETAIL_LAYERS, None)
+    models = [m for m in (vgg, job.fast_vgg, job.detail_vgg, job.fast_detail_vgg) if m is not None]
     with contextlib.ExitStack() as stack:
-        for model in (vgg, job.detail_vgg):
-            if model is not None:
-                stack.enter_context(model.cancellable(cancel))
+        for model in models:
+            stack.enter_context(model.cancellable(cancel))
         rgb, loss, parts = job.optimise()
     image = _finish(rgb, content_img, options, guides)
+    used = "+".join(dict.fromkeys(m.device for m in (job.fast_vgg, vgg) if m is not None))
     seconds = time.perf_counter() - started
-    return StylizeResult(image, loss, parts, seconds, vgg.device, job.scales, controls.finishing, job.evaluations, rgb)
+    return StylizeResult(image, loss, parts, seconds, used, job.scales, controls.finishing, job.evaluations, rgb)
 
 
 def _planned(

@@ -35,14 +35,16 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 from ..errors import Cancelled, NSTError
 from ..planning.schedule import DETAIL_COST, LBFGS_HISTORY
 from ..units import format_duration
 
-MODEL_VERSION = 3  # bump when what is measured or how it is used changes: old caches are then remeasured
+MODEL_VERSION = 4  # bump when what is measured or how it is used changes: old caches are then remeasured
 CALIBRATION_SIDES = (192, 512)  # longest sides of the two 4:3 measuring sizes (512: the default size)
 TIMED_EVALUATIONS = 3  # per size, after one untimed first evaluation
+FIRST = {"evaluation": "first", "fast": "fast_first", "detail": "detail_first"}  # the first one's extra, by curve
 # Beyond its evaluations a step costs the optimiser's vector work in torch: L-BFGS's two-loop
 # recursion does four image-sized operations (two dot products, two axpys) per curvature pair,
 # and about a dozen more per step (the free-pixel mask, the slope, the line search's point, the
@@ -57,10 +59,14 @@ EFFECTIVE_HISTORY = 25
 # Evaluations a scale spends beyond one per step: the first evaluation, and the projected
 # L-BFGS's line search where a unit step is refused (docs/benchmarks.md §8).
 EXTRA_EVALUATIONS_PER_SCALE = 3
+# A scale whose full pass ends in fp32 after steps in a lower precision evaluates that phase's
+# starting point again in fp32, and its line search meets the new precision once.
+EXACT_PHASE_EVALUATIONS = 2
 CACHE_NAME = "estimate-speed.json"
+Evaluate = Callable[[Any], Any]
 STARTUP_TIMEOUT_S = 600
 REQUIRED_CURVES = ("evaluation", "first_evaluation", "targets", "pair")
-CURVES = (*REQUIRED_CURVES, "detail", "detail_first_evaluation")
+CURVES = (*REQUIRED_CURVES, "detail", "detail_first_evaluation", "fast", "fast_first_evaluation")
 # What a detail-pass evaluation costs against a full one when the speed was measured without it
 # (the engine's work accounting uses the same figure).
 
@@ -111,6 +117,10 @@ class Speed:
     detail: Curve | None = None
     detail_first_evaluation: Curve | None = None
     detail_sessions_s: float = 0.0  # opening the cut graphs' sessions, once per run that has a detail pass
+    # where the device has a faster lower precision (``vgg.devices.precisions``): its full evaluation
+    # and that one's first-evaluation extra (the detail curves are then that precision's too)
+    fast: Curve | None = None
+    fast_first_evaluation: Curve | None = None
 
     def detail_price(self, pixels: float) -> float:
         return self.detail(pixels) if self.detail is not None else DETAIL_COST * self.evaluation(pixels)
@@ -143,6 +153,7 @@ class ScaleEstimate:
     seconds: float
     detail_steps: int = 0  # the detail pass that opens the scale (cheaper evaluations)
     detail_evaluations: int = 0
+    fast_evaluations: int = 0  # of ``evaluations``, those in the device's lower precision
 
 
 @dataclass(frozen=True)
@@ -161,7 +172,10 @@ class Estimate:
     load_factor: float = 1.0  # the measured prices times this
 
     def to_json(self) -> dict:
+        from ..vgg.devices import device_label
+
         data = asdict(self)
+        data["device_label"] = device_label(self.device)
         data["seconds"] = round(self.seconds, 2)
         data["duration"] = ("at most " if self.may_stop_early else "about ") + format_duration(self.seconds)
         return data
@@ -285,10 +299,13 @@ def _startup_probe(weights: str, pooling: str, device: str, graphs_dir: str) -> 
     from ..vgg import prewarm
 
     prewarm.start(weights, pooling, device, graphs_dir or None)
+    from ..vgg.devices import precisions
     from ..vgg.features import get_vgg
     from . import runner  # noqa: F401  (the import is what is timed)
 
-    get_vgg(weights, pooling, DEFAULT_LAYERS, device, graphs_dir or None)
+    for on in precisions(device):
+        if on is not None:
+            get_vgg(weights, pooling, DEFAULT_LAYERS, on, graphs_dir or None)
 
 
 def calibrate(
@@ -298,7 +315,11 @@ def calibrate(
     cancel: threading.Event | None = None,
     path: Path | None = None,
 ) -> Speed:
-    """Measure this machine's prices through the engine's evaluator and store them."""
+    """Measure this machine's prices through the engine's evaluator and store them.
+
+    Where the device has a faster lower precision (``vgg.devices.precisions``: ``openvino`` on an
+    AMX CPU), both precisions' full evaluations are timed, taking turns, and the detail pass's in
+    the lower one, as the engine runs them."""
     import numpy as np
     import torch
 
@@ -306,6 +327,7 @@ def calibrate(
 
     from ..evaluation.choose import choose_evaluator
     from ..objective.builder import ObjectiveBuilder
+    from ..vgg.devices import precisions
     from ..vgg.features import VGG, get_vgg
     from ..vgg.graphs import DETAIL_LAYERS, ensure_graphs
     from ..vgg.sessions import seconds_to_create
@@ -314,33 +336,43 @@ def calibrate(
         if cancel is not None and cancel.is_set():
             raise Cancelled("cancelled")
 
-    log("measuring this machine's speed (once, about a minute)")
+    log(f"measuring this machine's speed on {options.device} (once, about a minute)")
     load = _load_average()
-    vgg = get_vgg(options.weights, options.pooling, DEFAULT_LAYERS, options.device, graphs_dir, log=log)
+    exact, fast = precisions(options.device)
+    vgg = get_vgg(options.weights, options.pooling, DEFAULT_LAYERS, exact, graphs_dir, log=log)
+    fast_vgg = get_vgg(options.weights, options.pooling, DEFAULT_LAYERS, fast, graphs_dir) if fast else None
     detail_vgg, detail_sessions = None, 0.0
     if graphs_dir is None:  # the engine runs detail passes only on the graphs it exports itself
         detail_graphs = ensure_graphs(options.weights, options.pooling, DETAIL_LAYERS, log=log)
         # what the detail pass opens, keyed as VGG opens them: its feature session on the device
         # asked for, the fused one (made on first use) on the device that came out of it
-        opened = ((detail_graphs.feature_path, options.device), (detail_graphs.fused_path, vgg.device))
+        detail_on = fast or exact
+        used = (fast_vgg or vgg).device
+        opened = ((detail_graphs.feature_path, detail_on), (detail_graphs.fused_path, used))
         detail_sessions = sum(seconds_to_create(path, device) for path, device in opened)
-        detail_vgg = VGG(detail_graphs, options.device)  # on the sessions just measured, when none were open
+        detail_vgg = VGG(detail_graphs, detail_on)  # on the sessions just measured, when none were open
     rng = np.random.default_rng(0)
-    pixels, evaluation, first, targets, detail, detail_first = [], [], [], [], [], []
+    pixels, targets = [], []
+    times: dict[str, list[float]] = {name: [] for name in ("evaluation", "first", "fast", "fast_first", "detail")}
+    times["detail_first"] = []
 
-    def timed(evaluate, x) -> tuple[float, float]:
-        """(the first evaluation's extra, the median of the next ones) in seconds"""
-        started = time.perf_counter()
-        evaluate(x)
-        first_s = time.perf_counter() - started
-        times = []
-        for _ in range(TIMED_EVALUATIONS):
-            check()
+    def timed(evaluators: dict[str, Evaluate], x) -> None:
+        """Each evaluator's first evaluation's extra and the median of its next ones, taking turns."""
+        first, steady = {}, {name: [] for name in evaluators}
+        for name, evaluate in evaluators.items():
             started = time.perf_counter()
             evaluate(x)
-            times.append(time.perf_counter() - started)
-        steady = statistics.median(times)
-        return max(0.0, first_s - steady), steady
+            first[name] = time.perf_counter() - started
+        for _ in range(TIMED_EVALUATIONS):
+            for name, evaluate in evaluators.items():
+                check()
+                started = time.perf_counter()
+                evaluate(x)
+                steady[name].append(time.perf_counter() - started)
+        for name in evaluators:
+            median = statistics.median(steady[name])
+            times[name].append(median)
+            times[FIRST[name]].append(max(0.0, first[name] - median))
 
     for side in CALIBRATION_SIDES:
         height, width = side * 3 // 4, side
@@ -352,33 +384,37 @@ def calibrate(
         objective = builder.at(height, width)
         targets.append(time.perf_counter() - started)
         x = content.clone()
-        extra, steady = timed(choose_evaluator(vgg, objective, options), x)
-        pixels.append(height * width)
-        evaluation.append(steady)
-        first.append(extra)
+        evaluators = {"evaluation": choose_evaluator(vgg, objective, options)}
+        if fast_vgg is not None:
+            evaluators["fast"] = choose_evaluator(fast_vgg, objective, options)
         if detail_vgg is not None:
-            check()
-            extra, steady = timed(choose_evaluator(detail_vgg, objective.restricted(DETAIL_LAYERS), options), x)
-            detail.append(steady)
-            detail_first.append(extra)
+            evaluators["detail"] = choose_evaluator(detail_vgg, objective.restricted(DETAIL_LAYERS), options)
+        timed(evaluators, x)
+        pixels.append(height * width)
     check()
     pair = Curve.measured(pixels, [measure_pair(p, vgg.torch_device) for p in pixels])
     check()
     startup = measure_startup(options, graphs_dir)
+
+    def curve(name: str) -> Curve | None:
+        return Curve.measured(pixels, times[name]) if times[name] else None
+
     speed = Speed(
-        evaluation=Curve.measured(pixels, evaluation),
-        first_evaluation=Curve.measured(pixels, first),
+        evaluation=Curve.measured(pixels, times["evaluation"]),
+        first_evaluation=Curve.measured(pixels, times["first"]),
         targets=Curve.measured(pixels, targets),
         startup_s=round(startup, 3),
         pair=pair,
-        device=vgg.device,
+        device="+".join(dict.fromkeys(m.device for m in (fast_vgg, vgg) if m is not None)),
         key=speed_key(options),
         measured_at=time.strftime("%Y-%m-%d %H:%M"),
         load=load,
         history=LBFGS_HISTORY,
-        detail=Curve.measured(pixels, detail) if detail else None,
-        detail_first_evaluation=Curve.measured(pixels, detail_first) if detail_first else None,
+        detail=curve("detail"),
+        detail_first_evaluation=curve("detail_first"),
         detail_sessions_s=round(detail_sessions, 3),
+        fast=curve("fast"),
+        fast_first_evaluation=curve("fast_first"),
     )
     store_speed(speed, path)
     return speed
@@ -413,10 +449,65 @@ def speed_for(
     cancel: threading.Event | None = None,
     recalibrate: bool = False,
 ) -> Speed:
-    """The stored prices, or freshly measured ones."""
+    """The stored prices, or freshly measured ones. ``auto`` on a CPU prices the device this machine's
+    choice names (``vgg.devices``), measuring MLAS against OpenVINO first where none is stored."""
+    if options.device == "auto":
+        options = replace(options, device=auto_device(options, graphs_dir, log, cancel, recalibrate))
+        recalibrate = False  # auto_device measured the chosen device just now, where it measured anything
     if not recalibrate and (speed := load_speed(options)) is not None:
         return speed
     return calibrate(options, graphs_dir, log, cancel)
+
+
+def auto_device(
+    options,
+    graphs_dir: str | None = None,
+    log: Callable[[str], None] = lambda _m: None,
+    cancel: threading.Event | None = None,
+    recalibrate: bool = False,
+) -> str:
+    """The device ``auto`` runs on here: "auto" where CUDA is usable (onnxruntime decides), else
+    "cpu", "openvino" or "openvino-gpu" as the stored choice says; where none is stored (or
+    ``recalibrate``), MLAS, OpenVINO's bf16 schedule and its Intel GPU (where listed) are measured
+    now, priced on the default run (512 px, normal), and the fastest within ``AUTO_MARGIN`` of MLAS
+    is stored (never bf16 without AMX: not measured there)."""
+    from ..options import Options
+    from ..vgg.devices import choose, cpu_has_amx, resolve, stored_choice
+    from ..vgg.sessions import OPENVINO_GPU, cuda_usable, openvino_available
+
+    if cuda_usable():
+        return "auto"
+    if not recalibrate and stored_choice() is not None:
+        return "cpu" if (chosen := resolve("auto")) == "auto" else chosen
+    measured: dict[str, float] = {}
+    amx = cpu_has_amx()
+    candidates = ["cpu", *(["openvino"] if amx and openvino_available() else [])]
+    candidates += [OPENVINO_GPU] if openvino_available("GPU") else []
+    for device in candidates:
+        speed = calibrate(replace(options, device=device), graphs_dir, log, cancel)
+        reference = replace(Options(), device=device, weights=options.weights, pooling=options.pooling)
+        # both at an idle machine's prices: the two were measured a minute apart on a shared one
+        measured[device] = estimate(384, 512, reference, 1, speed, load_now=0.0, detail_pass=graphs_dir is None).seconds
+    choice = choose(measured["cpu"], measured.get("openvino"), amx, measured.get(OPENVINO_GPU))
+    store_choice(choice, measured)
+    log(f"auto runs on {choice} here ({', '.join(f'{d} {t:.0f} s' for d, t in measured.items())} for 512 px)")
+    return choice
+
+
+def store_choice(device: str, measured: dict[str, float], path: Path | None = None) -> None:
+    """Store ``auto``'s choice for this machine (``vgg.devices.machine_key``), with what decided it."""
+    from ..imaging.images import write_atomically
+    from ..vgg.devices import choice_path, machine_key, read_choices
+
+    path = path or choice_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = read_choices(path)
+    data[machine_key()] = {
+        "device": device,
+        "seconds_512px": {d: round(t, 2) for d, t in measured.items()},
+        "measured_at": time.strftime("%Y-%m-%d %H:%M"),
+    }
+    write_atomically((json.dumps(data, indent=1) + "\n").encode("utf-8"), path)
 
 
 # ------------------------------------------------------------------ pricing a run
@@ -426,10 +517,11 @@ def load_factor(speed: Speed, load_now: float | None, cpus: int | None = None) -
     """How much slower (or faster) the CPU is now than when it was measured, from the load average.
 
     A run's onnxruntime threads (one per core) get about cpus / (others + cpus) of the machine,
-    so the time scales with (load + cpus); a GPU run does not share that way.
+    so the time scales with (load + cpus); a GPU run (CUDA, OpenVINO's Intel GPU) does not share
+    that way (OpenVINO's CPU device does).
     """
     cpus = cpus or os.cpu_count() or 1
-    if speed.device != "cpu" or speed.load is None or load_now is None:
+    if speed.device in ("cuda", "openvino-gpu") or speed.load is None or load_now is None:
         return 1.0
     return (max(load_now, 0.0) + cpus) / (max(speed.load, 0.0) + cpus)
 
@@ -472,13 +564,22 @@ def estimate(
             priced.append(ScaleEstimate(scale.height, scale.width, 0, 0, 0.0))
             continue
         evaluations = scale.steps + EXTRA_EVALUATIONS_PER_SCALE
+        fast_steps = getattr(scale, "fast_steps", 0) if speed.fast is not None else 0
+        fast_evaluations = fast_steps + EXTRA_EVALUATIONS_PER_SCALE if fast_steps else 0
+        exact_evaluations = evaluations - fast_evaluations
+        if fast_steps and scale.steps > fast_steps:
+            exact_evaluations += EXACT_PHASE_EVALUATIONS
+            evaluations += EXACT_PHASE_EVALUATIONS
         look = scale.look[0] * scale.look[1] if getattr(scale, "look", None) else 0  # its own evaluation each time
         seconds = (
             speed.targets(pixels) * targets_factor
-            + speed.first_evaluation(pixels)
-            + evaluations * (speed.evaluation(pixels) + (speed.evaluation(look) if look else 0.0))
+            + (speed.first_evaluation(pixels) if exact_evaluations else 0.0)
+            + exact_evaluations * (speed.evaluation(pixels) + (speed.evaluation(look) if look else 0.0))
             + optimiser_seconds(scale.steps, pixels, speed)
         )
+        if fast_evaluations:
+            first = speed.fast_first_evaluation or speed.first_evaluation
+            seconds += first(pixels) + fast_evaluations * speed.fast(pixels)  # type: ignore[misc]
         detail_steps = getattr(scale, "detail_steps", 0) if detail_pass and n_styles else 0
         detail_evaluations = detail_steps + EXTRA_EVALUATIONS_PER_SCALE if detail_steps else 0
         if detail_steps:
@@ -489,7 +590,14 @@ def estimate(
             )
         priced.append(
             ScaleEstimate(
-                scale.height, scale.width, scale.steps, evaluations, seconds, detail_steps, detail_evaluations
+                scale.height,
+                scale.width,
+                scale.steps,
+                evaluations,
+                seconds,
+                detail_steps,
+                detail_evaluations,
+                fast_evaluations,
             )
         )
     if load_now is not None and math.isnan(load_now):

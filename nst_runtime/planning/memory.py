@@ -2,7 +2,7 @@
 
 Two parts of a run grow with the image:
 - one *evaluation* (VGG forward, loss, gradient): the feature graph's outputs (taps, ReLU masks,
-  pool indices), the upstream gradients and the graphs' working set. Tiling bounds it by a tile.
+  pool routes), the upstream gradients and the graphs' working set. Tiling bounds it by a tile.
 - the *image buffers* the engine and the optimizer hold between evaluations: copies of the image
   (the photo, the iterate, the best iterate, the gradient, the optimizer's vectors), the content
   target (relu4_2: 32 bytes a pixel) and L-BFGS's history, 2 vectors per pair (24 bytes a
@@ -115,7 +115,7 @@ def resolve_budget(max_memory: int | None, device: str = "cpu") -> tuple[int, st
 class MemoryModel:
     """Peak-memory estimates from per-pixel figures of the graph plan (bytes per image pixel)."""
 
-    outputs: float  # the feature graph's outputs: taps, masks, indices
+    outputs: float  # the feature graph's outputs: taps, ReLU masks, pool routes
     taps: float  # the taps alone (the upstream gradients have their size)
     widest: float  # the largest activation, float32
     content: float  # the content target (relu4_2)
@@ -129,10 +129,8 @@ class MemoryModel:
 
         widest = max(4 * per_pixel(layer.name) for layer in plan)
         taps_bytes = sum(4 * per_pixel(layer.name) for layer in plan if layer.name in taps)
-        # bool masks and int64 indices
-        outputs = sum(
-            {"mask": 1, "indices": 8}[s.kind] * per_pixel(s.layer) for s in saved_tensors(plan, taps, pooling)
-        )
+        # the saved tensors are bool: ReLU masks and max-pool routes, one byte a position
+        outputs = sum(per_pixel(s.layer) for s in saved_tensors(plan, taps, pooling))
         content = 0.0
         if "relu4_2" in taps:
             _, channels, h, w = output_shape(plan, "relu4_2", 1 << 12, 1 << 12)
@@ -343,8 +341,9 @@ def aligned_tile(tile_size: int | None) -> int | None:
 
 
 def budget_device(device: str) -> str:
-    """Whose memory the budget is: the GPU's where the run will use CUDA, else the host's."""
-    if device == "cpu":
+    """Whose memory the budget is: the GPU's where the run will use CUDA, else the host's (OpenVINO's
+    CPU device included)."""
+    if device == "cpu" or device.startswith("openvino"):
         return "cpu"
     from ..vgg.sessions import cuda_usable
 

@@ -44,6 +44,8 @@ class QualityPreset:
     coarsest_side: int = COARSEST_SIDE  # the first scale's longest side (about)
     coarse_detail_steps: int | None = None  # the detail pass's steps below the last scale,
     # where that scale is no larger than REFERENCE_PIXELS
+    exact_final_steps: int | None = None  # the last scale's last steps in fp32 where the device
+    # has a faster lower precision (None: all of its full pass); the scales below take it throughout
     look_steps: int = 20  # steps of each scale above the look's size (see ``look_scales``)
 
     def detail_steps_at(self, index: int, count: int, pixels: int) -> int:
@@ -115,6 +117,10 @@ class Scale:
     memory: int | None = None  # bytes one evaluation may use at this scale (None: no limit)
     cost: float = 1.0  # time of a step per pixel relative to a whole-image one (tiles cost more)
     tiles: int = 0  # how many exact tiles the planner expects an evaluation to take (0: the whole image)
+    # Where the device has a faster, lower precision (OpenVINO's bf16 beside MLAS's fp32): how many
+    # of the full pass's last steps run in fp32 (None: all of them); the detail pass and the steps
+    # before these take the lower precision, all with fp32 targets (docs/benchmarks.md §9).
+    exact_steps: int | None = None
     look: tuple[int, int] | None = None  # above the look's size: that size (height, width), where the
     # preview's whole objective is evaluated on this scale's image resized to it; only the shallow
     # style layers are evaluated at this scale's own size (nst_runtime.evaluation.look)
@@ -131,6 +137,11 @@ class Scale:
     @property
     def pixels(self) -> int:
         return self.height * self.width
+
+    @property
+    def fast_steps(self) -> int:
+        """The full pass's steps that may run in a lower precision (the first ones)."""
+        return 0 if self.exact_steps is None else max(0, self.steps - self.exact_steps)
 
     @property
     def work(self) -> float:
@@ -237,4 +248,8 @@ def _planned_scales(options: Options, height: int, width: int) -> list[Scale]:
         full_resolution_steps(preset.detail_steps_at(i, len(sizes), h * w), h * w, preset)
         for i, (h, w) in enumerate(sizes)
     ]
-    return [Scale(h, w, s, preset.tolerance, d) for (h, w), s, d in zip(sizes, steps, detail, strict=True)]
+    exact = [0] * (len(sizes) - 1) + [steps[-1] if preset.exact_final_steps is None else preset.exact_final_steps]
+    return [
+        Scale(h, w, s, preset.tolerance, d, exact_steps=e)
+        for (h, w), s, d, e in zip(sizes, steps, detail, exact, strict=True)
+    ]

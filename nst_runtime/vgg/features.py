@@ -1,8 +1,8 @@
 """VGG features as a differentiable torch function whose forward and backward run in onnxruntime.
 
 ``VGG.features(image)`` behaves like any torch op: losses built on its outputs backpropagate to
-the image. Its forward runs the feature graph, keeps the saved tensors (ReLU masks, pool
-indices) on the autograd context, and its backward feeds them with the upstream gradients to
+the image. Its forward runs the feature graph, keeps the saved tensors (ReLU masks, max-pool
+routes: bool) on the autograd context, and its backward feeds them with the upstream gradients to
 the gradient graph. Inputs and outputs are bound to torch tensors' memory (IOBinding), so on
 CUDA nothing passes through host memory between iterations and on the CPU nothing is copied.
 """
@@ -26,7 +26,7 @@ from .sessions import create_session
 
 MIN_SIDE = 16  # four poolings leave relu5_1 one pixel wide
 
-_TORCH_TO_NUMPY = {torch.float32: np.float32, torch.bool: np.bool_, torch.int64: np.int64}
+_TORCH_TO_NUMPY = {torch.float32: np.float32, torch.bool: np.bool_}
 
 
 class VGG:
@@ -98,7 +98,7 @@ class VGG:
 
     def _dtype(self, name: str) -> torch.dtype:
         kind = self._saved[name]["kind"] if name in self._saved else "feature"
-        return {"mask": torch.bool, "indices": torch.int64}.get(kind, torch.float32)
+        return torch.bool if kind == "mask" else torch.float32
 
     def run_session(
         self, session: ort.InferenceSession, inputs: dict[str, torch.Tensor], outputs: dict[str, torch.Tensor]
@@ -230,7 +230,7 @@ class _VGGFunction(torch.autograd.Function):
         for tap, g in zip(vgg.taps, grads, strict=True):
             named[tap] = g if g is not None else torch.zeros_like(ctx.saved_graph_tensors[tap])
         grad_image = vgg.backward(ctx.saved_graph_tensors, named, *ctx.image_shape)
-        ctx.saved_graph_tensors = None  # free the masks and indices as soon as possible
+        ctx.saved_graph_tensors = None  # free the masks and routes as soon as possible
         return grad_image.to(ctx.image_device), None
 
 

@@ -2,11 +2,17 @@
 
 onnxruntime-gpu lists the CUDA provider even where CUDA cannot load, so "auto" trusts only a
 session that, once created, still reports the CUDA provider; everything else runs on the CPU.
+
+"openvino-f32" and "openvino-bf16" run the graphs through OpenVINO's plugin provider (the package
+onnxruntime-ep-openvino, registered into onnxruntime at first use) on its CPU device, with the
+precision explicit; plain "openvino" takes bf16 where the CPU has AMX and f32 elsewhere (issue 23).
+"openvino-gpu" runs them in f32 on OpenVINO's GPU device (an Intel GPU), where the plugin lists one.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sys
 import threading
@@ -16,9 +22,13 @@ from pathlib import Path
 import onnxruntime as ort
 
 from ..errors import NSTError
+from ..options import DEVICES
 
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
+OPENVINO = "OpenVINOExecutionProvider"
+OPENVINO_DEVICES = tuple(d for d in DEVICES if d.startswith("openvino"))
+OPENVINO_GPU = "openvino-gpu"
 
 
 def physical_cores() -> int:
@@ -91,7 +101,8 @@ _cache_guard = threading.Lock()
 
 
 def create_session(path: Path, device: str, threads: int | None = None) -> tuple[ort.InferenceSession, str]:
-    """A session for ``path`` on ``device`` ("auto", "cpu" or "cuda"); returns it and the device used.
+    """A session for ``path`` on ``device`` (one of DEVICES); returns it and the device used
+    ("cpu", "cuda", "openvino-f32" or "openvino-bf16").
 
     Sessions are cached per process (creating one optimises the whole graph): a prewarm thread
     can create them while the main thread is still importing torch.
@@ -127,9 +138,104 @@ def _lock_for(key: tuple) -> threading.Lock:
         return _cache_locks.setdefault(key, threading.Lock())
 
 
+_openvino_lock = threading.Lock()
+
+
+def openvino_device(kind: str = "CPU") -> ort.OrtEpDevice:
+    """OpenVINO's ``kind`` device ("CPU" or "GPU"), its plugin registered once per process; a one-line
+    NSTError where the plugin is unusable or lists no such device."""
+    with _openvino_lock:
+        try:
+            import onnxruntime_ep_openvino as plugin
+        except ImportError:
+            raise NSTError(
+                "OpenVINO is not available: its onnxruntime plugin is not installed "
+                "(pip install onnxruntime-ep-openvino; wheels exist for x86-64 Linux and Windows)"
+            ) from None
+        if not hasattr(ort, "get_ep_devices"):
+            raise NSTError(f"OpenVINO is not available: onnxruntime {ort.__version__} cannot load plugin providers")
+        if not any(d.ep_name == OPENVINO for d in ort.get_ep_devices()):
+            try:
+                ort.register_execution_provider_library("openvino", plugin.get_library_path())
+            except Exception as exc:
+                raise NSTError(f"OpenVINO is not available: {str(exc).splitlines()[0][:200]}") from None
+        listed = [d for d in ort.get_ep_devices() if d.ep_name == OPENVINO]
+    return pick_openvino_device(listed, kind)
+
+
+def pick_openvino_device(listed: list, kind: str) -> ort.OrtEpDevice:
+    """The device of ``kind`` among OpenVINO's ``listed`` ones (their ``ep_metadata["ov_device"]``
+    says "CPU", "GPU", "GPU.0", "NPU"…); a one-line NSTError naming what it found where none is."""
+    for d in listed:
+        if d.ep_metadata.get("ov_device", "").split(".")[0] == kind:
+            return d
+    found = ", ".join(sorted({d.ep_metadata.get("ov_device", "?") for d in listed})) or "none"
+    what = "an Intel GPU" if kind == "GPU" else f"a {kind} device"
+    raise NSTError(f"OpenVINO is not available on {what}: it found none here (its devices: {found})")
+
+
+def openvino_available(kind: str = "CPU") -> bool:
+    """Whether OpenVINO's ``kind`` device can be used here (its plugin installed and loadable, the device listed)."""
+    try:
+        openvino_device(kind)
+    except NSTError:
+        return False
+    return True
+
+
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags (Linux's /proc/cpuinfo; empty where that cannot be read)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def cpu_has_amx() -> bool:
+    """Whether the CPU has AMX bf16 tiles."""
+    return "amx_bf16" in cpu_flags()
+
+
+def openvino_precision(device: str, amx: bool | None = None) -> str:
+    """The precision ("f32" or "bf16") of an openvino device name; plain "openvino" takes bf16 only
+    with AMX: OpenVINO lists BF16 even where it only emulates it, and without AMX bf16 lost to
+    MLAS fp32 (docs/benchmarks.md §9)."""
+    if device == OPENVINO_GPU:
+        return "f32"  # f16, the GPU plugin's default, was not measured (no Intel GPU here)
+    if device != "openvino":
+        return device.removeprefix("openvino-")
+    return "bf16" if (cpu_has_amx() if amx is None else amx) else "f32"
+
+
+def _openvino_session(path: Path, device: str, threads: int | None) -> tuple[ort.InferenceSession, str]:
+    """A session whose graph runs on OpenVINO's CPU device (or its GPU one for "openvino-gpu"), with
+    the precision explicit (with no hint, OpenVINO picks bf16 on a CPU that has it, f16 on a GPU)
+    and the CPU's thread count through load_config (the provider ignores num_of_threads)."""
+    kind = "GPU" if device == OPENVINO_GPU else "CPU"
+    ep_device = openvino_device(kind)
+    precision = openvino_precision(device)
+    config = {"INFERENCE_PRECISION_HINT": precision}
+    if kind == "CPU":
+        config["INFERENCE_NUM_THREADS"] = str(threads or physical_cores())
+    options = session_options(threads)
+    options.add_session_config_entry("session.record_ep_graph_assignment_info", "1")  # which nodes OpenVINO took
+    options.add_provider_for_devices([ep_device], {"load_config": json.dumps({kind: config})})
+    try:
+        session = ort.InferenceSession(str(path), options)
+    except Exception as exc:
+        raise NSTError(f"OpenVINO could not open {path.name}: {str(exc).splitlines()[0][:200]}") from None
+    return session, OPENVINO_GPU if kind == "GPU" else f"openvino-{precision}"
+
+
 def _create_session(path: Path, device: str, threads: int | None) -> tuple[ort.InferenceSession, str]:
-    if device not in ("auto", "cpu", "cuda"):
-        raise NSTError(f"unknown device {device!r} (expected auto, cpu or cuda)")
+    if device not in DEVICES:
+        raise NSTError(f"unknown device {device!r} (expected {', '.join(DEVICES)})")
+    if device in OPENVINO_DEVICES:
+        return _openvino_session(Path(path), device, threads)
     if device != "cpu" and cuda_usable():
         if hasattr(ort, "preload_dlls"):
             with contextlib.suppress(Exception):

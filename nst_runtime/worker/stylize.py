@@ -201,9 +201,16 @@ def _larger_than(result, options) -> bool:
 
 
 def _done(result, out_path) -> dict:
+    from ..vgg.devices import device_label
+
     image = result.image
     width, height = image.size
-    extra = {"finished_early": bool(result.finished_early), "evaluations": int(result.evaluations)}
+    extra = {
+        "finished_early": bool(result.finished_early),
+        "evaluations": int(result.evaluations),
+        "device": result.device,
+        "device_label": device_label(result.device),
+    }
     if isinstance(out_path, RawOutput):
         _write_raw(image, out_path.path)
         return {"width": width, "height": height, "rgba_path": str(out_path.path), **extra}

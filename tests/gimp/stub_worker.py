@@ -16,6 +16,9 @@ import sys
 import threading
 
 STEPS = int(os.environ.get("NST_STUB_STEPS", "4"))
+LABELS = {"cpu": "CPU", "openvino-bf16+cpu": "CPU, OpenVINO bf16 with an fp32 finish"}
+_device = os.environ.get("NST_STUB_DEVICE", "cpu")
+DEVICE = {"device": _device, "device_label": LABELS.get(_device, _device)}  # what its estimates were priced on
 MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"BM", b"RIFF")
 finish = threading.Event()
 full_size = threading.Event()  # the run so far ends and its image is continued (another STEPS steps)
@@ -65,7 +68,8 @@ def estimates(query: dict) -> None:
     count = 0
     while query is not None:
         scale = {"width": query["width"], "height": query["height"], "steps": STEPS}
-        emit({"estimate": {"id": query.get("id"), "seconds": 1.0, "duration": "about 1 s", "scales": [scale]}})
+        reply = {"id": query.get("id"), "seconds": 1.0, "duration": "about 1 s", "scales": [scale], **DEVICE}
+        emit({"estimate": reply})
         count += 1
         line = sys.stdin.readline()
         query = json.loads(line).get("estimate") if line.strip() else None

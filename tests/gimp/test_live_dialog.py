@@ -42,6 +42,7 @@ def live_gimp(gimp3: Gimp3, tmp_path: Path, images: Path, **values: str) -> Gimp
 STUB_ENV = {
     "NST_STUB_STEP_S": "2",
     "NST_STUB_STEPS": "12",
+    "NST_STUB_DEVICE": "openvino-bf16+cpu",  # what its estimates say Automatic runs on
 }  # the stub worker (NST_TEST_WORKER=stub) then runs long enough to act on
 
 LONG_RUN = {"size": "256", "quality": '"high"'}
@@ -91,7 +92,10 @@ def test_the_preview_changes_while_the_run_goes_on(gimp3: Gimp3, images: Path, t
     before, first, later = (region(shot(tmp_path, n), rect) for n in ("before", "first", "later"))
     assert np.abs(first - later).mean() > 1.0, "the preview did not change between two moments"
     assert np.abs(before - later).mean() > 1.0, "the preview still shows the photo"
-    assert events(tmp_path, "estimate"), "no estimate shown before Run"
+    estimated = events(tmp_path, "estimate")
+    assert estimated, "no estimate shown before Run"
+    # the Device list's Automatic entry names the device the estimate priced (docs/worker-protocol.md)
+    assert events(tmp_path, "automatic-device")[-1]["shown"] == f"Automatic ({estimated[-1]['device_label']})"
     # the whole dialog fits a 1366×768 laptop's screen (GIMP 3.2's radio-button choices made it 850 px tall)
     assert shot(tmp_path, "later").shape[0] <= MAX_DIALOG_HEIGHT, f"dialog {shot(tmp_path, 'later').shape[:2]}"
     Image.fromarray(shot(tmp_path, "later")).save(tmp_path / "live-dialog.png")

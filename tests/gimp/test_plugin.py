@@ -93,7 +93,7 @@ def test_registration(gimp3: Gimp3, tmp_path: Path) -> None:
     assert result["choices"] == {
         "quality": {"nicks": ["draft", "normal", "high"], "default": "normal"},
         "preserve-colors": {"nicks": ["none", "luminance", "histogram"], "default": "none"},
-        "device": {"nicks": ["auto", "cpu", "cuda"], "default": "auto"},
+        "device": {"nicks": ["auto", "cpu", "cuda", "openvino", "openvino-gpu"], "default": "auto"},
         "outside-selection": {"nicks": ["same", "keep", "second"], "default": "same"},
     }
 

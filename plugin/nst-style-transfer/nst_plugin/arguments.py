@@ -23,7 +23,13 @@ from .regions import add_region_arguments  # noqa: E402
 
 QUALITIES = (("draft", "Draft"), ("normal", "Normal"), ("high", "High"))
 PRESERVE_COLORS = (("none", "None"), ("luminance", "Luminance"), ("histogram", "Histogram"))
-DEVICES = (("auto", "Automatic"), ("cpu", "CPU"), ("cuda", "CUDA GPU"))
+DEVICES = (
+    ("auto", "Automatic"),  # the dialog adds what it runs on here, once the worker's estimate says
+    ("cpu", "CPU"),
+    ("cuda", "CUDA GPU"),
+    ("openvino", "CPU through OpenVINO (bf16 with AMX)"),
+    ("openvino-gpu", "Intel GPU through OpenVINO"),
+)
 EXTRA_STYLES = (2, 3)  # style-layer-N, style-file-N, style-N-weight
 MAX_STYLE_WEIGHT = 10.0
 

@@ -47,6 +47,7 @@ from .arguments import (  # noqa: E402
     result_name,
     styles_request,
 )
+from .device_choice import automatic_label, relabel_automatic  # noqa: E402
 from .errors import Cancelled, PlugInError  # noqa: E402
 from .layers import add_result_layers, decode_result, inline_image, scaled_rgba, selection_mask  # noqa: E402
 from .progress import progress_text  # noqa: E402
@@ -505,11 +506,15 @@ class LiveDialog:
                 return
             last = (answer.get("scales") or [{}])[-1]
             layers = f" per layer ({len(self.layers)} layers)" if len(self.layers) > 1 else ""
+            device = answer.get("device_label") or answer.get("device")
             self.estimate.set_text(
                 f"Estimated time: {answer.get('duration')}{layers} for {last.get('width')}×{last.get('height')} "
-                f"on {answer.get('device')}"
+                f"on {device}"
             )
-            self.trace("estimate", seconds=answer.get("seconds"), id=answer.get("id"))
+            self.trace("estimate", seconds=answer.get("seconds"), id=answer.get("id"), device_label=device)
+            if self.config.get_property("device") == "auto":  # the Device list names what Automatic runs on
+                shown = relabel_automatic(self.dialog.get_widget("device", GObject.TYPE_NONE), automatic_label(answer))
+                self.trace("automatic-device", shown=shown)
         elif msg.get("event") == "status" and msg.get("message"):
             self.estimate.set_text(f"Estimated time: {msg['message']}…")
 
