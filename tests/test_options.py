@@ -107,7 +107,7 @@ def test_the_longer_detail_pass_below_the_top_stays_at_cheap_scales():
 def test_above_the_look_size_the_plan_is_the_previews_then_scales_of_the_look():
     """A 12-MP run paints the 512-px preview's very scales, then continues it up to its own size,
     each scale at most twice the one before, keeping the look at the preview's size."""
-    from nst_runtime.planning.schedule import PRESETS, look_steps
+    from nst_runtime.planning.schedule import LOOK_STEPS_PIXELS, PRESETS, full_resolution_steps
 
     for quality in ("draft", "normal"):
         options = make_options(size=None, quality=quality)
@@ -118,7 +118,9 @@ def test_above_the_look_size_the_plan_is_the_previews_then_scales_of_the_look():
         assert [(s.height, s.width) for s in above] == [(762, 1016), (1512, 2016), (3000, 4000)]  # ×1.98 each
         assert all(s.look == (384, 512) and s.detail_steps == 0 for s in above)
         preset = PRESETS[quality]
-        assert [s.steps for s in above] == [look_steps(preset.look_steps, s.pixels, preset) for s in above]
+        assert [s.steps for s in above] == [
+            full_resolution_steps(preset.look_steps, s.pixels, preset, LOOK_STEPS_PIXELS) for s in above
+        ]
         # Full size in the dialog: the preview it continues sets the look, only the scales above it run
         assert plan_scales(options, 3000, 4000, above=512) == above
     assert all(s.look is None for s in plan_scales(make_options(size=None, look_size=0), 3000, 4000))

@@ -570,7 +570,7 @@ def estimate(
         if fast_steps and scale.steps > fast_steps:
             exact_evaluations += EXACT_PHASE_EVALUATIONS
             evaluations += EXACT_PHASE_EVALUATIONS
-        look = scale.look[0] * scale.look[1] if getattr(scale, "look", None) else 0  # its own evaluation each time
+        look = scale.look_pixels  # the look's own evaluation, each time
         seconds = (
             speed.targets(pixels) * targets_factor
             + (speed.first_evaluation(pixels) if exact_evaluations else 0.0)

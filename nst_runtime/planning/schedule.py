@@ -146,8 +146,12 @@ class Scale:
     @property
     def work(self) -> float:
         """What one step costs, in whole-image pixels: the progress fraction and the ETA count this."""
-        look = self.look[0] * self.look[1] if self.look is not None else 0  # the look's own evaluation
-        return self.pixels * self.cost + look
+        return self.pixels * self.cost + self.look_pixels  # plus the look's own evaluation
+
+    @property
+    def look_pixels(self) -> int:
+        """The pixels of the look's evaluation each step of this scale adds (0: none)."""
+        return self.look[0] * self.look[1] if self.look is not None else 0
 
 
 def scale_sizes(
@@ -167,19 +171,19 @@ def scale_sizes(
     return sizes
 
 
-def full_resolution_steps(steps: int, pixels: int, preset: QualityPreset) -> int:
-    """A preset's steps for a scale of ``pixels``: as tuned up to REFERENCE_PIXELS, then the same
-    work (steps × pixels) per scale, never fewer than ``preset.min_steps`` (the detail pass's
-    steps likewise).
+def full_resolution_steps(steps: int, pixels: int, preset: QualityPreset, reference: int = REFERENCE_PIXELS) -> int:
+    """A preset's steps for a scale of ``pixels``: as tuned up to ``reference`` pixels, then the
+    same work (steps × pixels) per scale, never fewer than ``preset.min_steps`` (the detail
+    pass's steps likewise; a look scale's from LOOK_STEPS_PIXELS on).
 
     Each scale starts from the converged one below, upsampled: what is left to do at a large
     scale is fine detail, which a few L-BFGS steps bring most of, while a step there costs as
     much as a hundred at the reference size. So most of the work stays at low resolution
     (the full-size runs' times: docs/benchmarks.md 7.5).
     """
-    if pixels <= REFERENCE_PIXELS:
+    if pixels <= reference:
         return steps
-    return max(min(steps, preset.min_steps), math.ceil(steps * REFERENCE_PIXELS / pixels))
+    return max(min(steps, preset.min_steps), math.ceil(steps * reference / pixels))
 
 
 def plan_scales(options: Options, height: int, width: int, above: int | None = None) -> list[Scale]:
@@ -205,20 +209,12 @@ def plan_scales(options: Options, height: int, width: int, above: int | None = N
     return [s for s in scales[:-1] if max(s.height, s.width) > above] + scales[-1:]
 
 
-def look_steps(steps: int, pixels: int, preset: QualityPreset) -> int:
-    """A look scale's steps: the preset's up to LOOK_STEPS_PIXELS, then the same work per scale,
-    never fewer than ``preset.min_steps``. Fewer steps than that at a new size leave the shallow
-    layers' pooling lattice in the image (docs/benchmarks.md §10), so the work stays whole four
-    times further up than ``full_resolution_steps`` keeps it."""
-    if pixels <= LOOK_STEPS_PIXELS:
-        return steps
-    return max(min(steps, preset.min_steps), math.ceil(steps * LOOK_STEPS_PIXELS / pixels))
-
-
 def look_scales(options: Options, look: tuple[int, int], height: int, width: int) -> list[Scale]:
     """The scales from just above the look's size to (height, width), each at most the preset's
     ratio larger than the one before, with the preset's ``look_steps`` (or the explicit steps),
-    as ``look_steps`` scales them to the scale's size, and no detail pass."""
+    scaled to the scale's size from LOOK_STEPS_PIXELS on, and no detail pass. Fewer steps at a new
+    size leave the shallow layers' pooling lattice in the image (docs/benchmarks.md §10), so the
+    work stays whole four times further up than below the look."""
     preset = PRESETS[options.quality]
     longest = max(height, width) / max(look)
     count = max(1, math.ceil(math.log(longest) / math.log(preset.scale_ratio) - 1e-9))
@@ -228,7 +224,7 @@ def look_scales(options: Options, look: tuple[int, int], height: int, width: int
     for i in range(1, count + 1):
         factor = longest ** ((i - count) / count)  # 1/longest at the look, 1 at the top
         h, w = (height, width) if i == count else (max(16, round(height * factor)), max(16, round(width * factor)))
-        n = steps if options.steps is not None else look_steps(steps, h * w, preset)
+        n = steps if options.steps is not None else full_resolution_steps(steps, h * w, preset, LOOK_STEPS_PIXELS)
         scales.append(Scale(h, w, n, tolerance, 0, look=look))
     return scales
 
