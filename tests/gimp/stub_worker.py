@@ -122,18 +122,18 @@ def run_steps(
         emit(
             {
                 "event": "progress",
-                "fraction": step / STEPS,
+                "fraction": step / steps,
                 "scale": scale,
                 "scales": scale,
                 "step": step,
-                "steps": STEPS,
+                "steps": steps,
                 "loss": 1000.0 / step,
-                "eta_s": delay * (STEPS - step),
-                "message": f"scale {scale}/{scale}, step {step}/{STEPS}",
+                "eta_s": delay * (steps - step),
+                "message": f"scale {scale}/{scale}, step {step}/{steps}",
             }
         )
         if preview:  # the inverted rows grow with the steps, so previews differ
-            split = height * step // STEPS * width * 4
+            split = height * step // steps * width * 4
             preview_rgba = base64.b64encode(bytes(pixels[:split]) + original[split:]).decode()
             emit({"event": "preview", "width": width, "height": height, "rgba": preview_rgba})
 
