@@ -3,13 +3,17 @@
 Big test photos are made in a temporary folder (never committed): the 12-MP one is
 golden_gate.jpg upscaled to 4000×3000, the 24-MP one a 2×2 mosaic of four shared photos
 upscaled to 6000×4000. Every run goes through ``/usr/bin/time -v`` one after the other, with
-``uptime`` noted before and after (the host is shared: timings are ratios within one run).
+``uptime`` noted before and after (the host is shared: timings are ratios within one run),
+after ``nst estimate`` for the same command; its log stamps each line with the time since the
+start, so the running ETA's error from 10 % of the run on is read from it.
 
     python bench/full_resolution.py --out bench/results/full_resolution        # everything, hours on 2 cores
     python bench/full_resolution.py --steps normal512,draft12,score,crops      # a subset
 
-Steps: ``normal512`` (the 512-px normal job on the 12-MP photo), ``draft12`` (12 MP at its own
-size, --quality draft --max-memory 6G), ``refuse`` (24 MP under --max-memory 300M), ``draft24``
+Steps: ``speed`` (measure this machine's speed for the estimates), ``normal512`` and
+``draft512`` (the 512-px jobs on the 12-MP photo), ``draft12`` and ``normal12`` (12 MP at its
+own size, --max-memory 6G), ``look`` (bench/full_size_look.py: the 12-MP draft against the
+512-px draft, its preview), ``refuse`` (24 MP under --max-memory 300M), ``draft24``
 (24 MP, draft, --max-memory 8G), ``score`` (bench/objective.py at full resolution, tiled, for
 the 12-MP result and the 512-px result upscaled), ``crops`` (100 % crops of both into docs/).
 
@@ -78,28 +82,68 @@ def uptime() -> str:
     return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
 
+def estimated(args: list[str]) -> float | None:
+    """What ``nst estimate`` says the run will take, in seconds (on the cached speed)."""
+    nst = str(REPO / ".venv" / "bin" / "nst")
+    done = subprocess.run([nst, "estimate", *args, "--json", "-q"], capture_output=True, text=True, env=_env())
+    lines = done.stdout.strip().splitlines()
+    return json.loads(lines[-1])["seconds"] if done.returncode == 0 and lines else None
+
+
+def eta_errors(stamped: list[tuple[float, str]], wall: float) -> list[dict]:
+    """The running ETA against the time really left, for each progress line from 10 % of the run on."""
+    rows = []
+    for at, line in stamped:
+        found = re.search(r"ETA (?:(\d+):)?(\d+):(\d+)$", line)
+        if not found or at < 0.1 * wall:
+            continue
+        hours, minutes, seconds = (int(g or 0) for g in found.groups())
+        eta, left = hours * 3600 + minutes * 60 + seconds, wall - at
+        rows.append({"at_s": round(at, 1), "eta_s": eta, "left_s": round(left, 1), "error": round(eta / left - 1, 3)})
+    return rows
+
+
 def timed(name: str, args: list[str], out_dir: Path) -> dict:
-    """One CLI run under /usr/bin/time -v; its stderr goes to OUT/NAME.log."""
+    """One CLI run under /usr/bin/time -v, after its estimate; its stderr goes to OUT/NAME.log with
+    each line's time since the start, from which the running ETA's error is read."""
     log = out_dir / f"{name}.log"
+    guess = estimated(args)
     before = uptime()
     started = time.time()
+    stamped: list[tuple[float, str]] = []
     with open(log, "w") as f:
-        done = subprocess.run(
-            ["/usr/bin/time", "-v", str(REPO / ".venv" / "bin" / "nst"), *args], stderr=f, stdout=f, env=_env()
+        run = subprocess.Popen(
+            ["/usr/bin/time", "-v", str(REPO / ".venv" / "bin" / "nst"), *args],
+            stderr=subprocess.STDOUT,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=_env(),
         )
+        assert run.stdout is not None
+        for line in run.stdout:
+            stamped.append((time.time() - started, line.rstrip()))
+            f.write(f"[{stamped[-1][0]:8.1f}] {line}")
+        run.wait()
     text = log.read_text()
     rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", text)
     wall = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): ([\d:.]+)", text)
     result = {
         "name": name,
         "command": "nst " + " ".join(args),
-        "exit": done.returncode,
+        "exit": run.returncode,
         "wall_s": _seconds(wall.group(1)) if wall else time.time() - started,
+        "estimate_s": guess,
         "peak_rss_gib": int(rss.group(1)) / 2**20 if rss else None,
         "uptime_before": before,
         "uptime_after": uptime(),
         "last_line": [line for line in text.splitlines() if line.startswith("nst") or line.startswith("wrote")][-1:],
     }
+    if guess:
+        result["estimate_error"] = round(guess / result["wall_s"] - 1, 3)
+    etas = eta_errors(stamped, result["wall_s"])
+    if etas:
+        result["eta_error_range"] = [min(r["error"] for r in etas), max(r["error"] for r in etas)]
+        result["etas"] = etas
     print(json.dumps(result), flush=True)
     return result
 
@@ -130,7 +174,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default=str(REPO / "bench" / "results" / "full_resolution"))
     p.add_argument("--work", help="folder for the big photos and results (default: a temporary one)")
-    p.add_argument("--steps", default="normal512,draft12,refuse,draft24,score,crops")
+    p.add_argument("--steps", default="speed,normal512,draft512,draft12,look,normal12,refuse,draft24,score,crops")
     p.add_argument("--probe-steps", type=int, help="the probes' top-scale steps (default: the draft's)")
     args = p.parse_args()
     out = Path(args.out)
@@ -144,14 +188,19 @@ def main() -> int:
     style = str(STYLE)
     results = {
         "normal512": work / "result_512_normal.png",
+        "draft512": work / "result_512_draft.png",
         "draft12": work / "result_4000x3000_draft.png",
+        "normal12": work / "result_4000x3000_normal.png",
         "draft24": work / "result_6000x4000_draft.png",
         "refuse": work / "refused.png",
     }
     runs = {
-        "normal512": [str(photos["12mp"]), style, "-o", str(results["normal512"])],
+        "normal512": [str(photos["12mp"]), style, "-o", str(results["normal512"]), "--quality", "normal"],
+        "draft512": [str(photos["12mp"]), style, "-o", str(results["draft512"]), "--quality", "draft"],
         "draft12": [str(photos["12mp"]), style, "-o", str(results["draft12"]), "--size", "0", "--quality", "draft",
                     "--max-memory", "6G"],
+        "normal12": [str(photos["12mp"]), style, "-o", str(results["normal12"]), "--size", "0", "--quality", "normal",
+                     "--max-memory", "6G"],
         "refuse": [str(photos["24mp"]), style, "-o", str(results["refuse"]), "--size", "0", "--quality", "draft",
                    "--max-memory", "300M"],
         "draft24": [str(photos["24mp"]), style, "-o", str(results["draft24"]), "--size", "0", "--quality", "draft",
@@ -162,7 +211,11 @@ def main() -> int:
         runs[key] = [str(photos[photo]), style, "-o", str(results[key]), "--size", "0", "--steps",
                      top_scale_only(photos[photo], args.probe_steps), "--max-memory", budget]  # fmt: skip
     for step in steps:
-        if step in runs:
+        if step == "speed":  # measure this machine's speed now, for the estimates that precede each run
+            nst = str(REPO / ".venv" / "bin" / "nst")
+            subprocess.run([nst, "estimate", str(photos["12mp"]), style, "--recalibrate", "-q"], check=True, env=_env())
+            summary["speed"] = {"uptime": uptime()}
+        elif step in runs:
             summary[step] = timed(step, runs[step], out)
             if step == "refuse":
                 summary[step]["output_written"] = results["refuse"].exists()
@@ -176,12 +229,19 @@ def main() -> int:
                 scores[key] = json.loads(line)
                 print(line, flush=True)
             summary["score"] = {"uptime": uptime(), **scores}
+        elif step == "look":  # the issue-26 measure: the 12-MP draft against its own preview, the 512-px draft
+            cmd = [sys.executable, str(REPO / "bench" / "full_size_look.py"), str(photos["12mp"]), style,
+                   str(results["draft12"]), str(results["draft512"]), "--preview-size", "512"]  # fmt: skip
+            line = subprocess.run(cmd, capture_output=True, text=True).stdout.strip()
+            summary["look"] = json.loads(line) if line.startswith("{") else {"failed": line[-400:]}
+            print(json.dumps(summary["look"]), flush=True)
         elif step == "crops":
             crops(results["draft12"], results["normal512"], REPO / "docs")
         summary_path.write_text(json.dumps(summary, indent=2) + "\n")
-    if "normal512" in summary and "draft12" in summary:
-        ratio = summary["draft12"]["wall_s"] / summary["normal512"]["wall_s"]
-        print(f"12-MP draft / 512-px normal wall time: {ratio:.2f}")
+    for key in ("draft12", "normal12"):
+        if "normal512" in summary and key in summary:
+            ratio = summary[key]["wall_s"] / summary["normal512"]["wall_s"]
+            print(f"12-MP {key[:-2]} / 512-px normal wall time: {ratio:.2f}")
     return 0
 
 

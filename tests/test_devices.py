@@ -198,13 +198,9 @@ def test_the_estimate_prices_the_fast_steps_at_the_lower_precisions_speed():
     assert all(s.fast_evaluations == 0 for s in fp32.scales)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("targets", ["fp32", "own"])
-def test_the_engine_runs_the_fast_steps_on_the_lower_precisions_graphs(monkeypatch, targets):
-    """Two MLAS VGGs stand for fp32 ("cpu") and the lower precision ("auto"): the scales below the
-    top and every detail pass evaluate on the second, the top's full pass on the first; the targets
-    come from fp32's graphs (the default) or from each precision's own."""
-    from conftest import shared_image
+def count_evaluations(monkeypatch, targets: str = "fp32") -> list[tuple[str, str, int]]:
+    """Two MLAS VGGs stand for fp32 ("cpu") and the lower precision ("auto"); the list fills with
+    (loss or forward, which graphs, the image's width) for every evaluation of a run."""
     from nst_runtime.engine import coarse_to_fine, runner
     from nst_runtime.vgg.features import VGG, get_vgg
     from nst_runtime.vgg.graphs import DETAIL_LAYERS
@@ -230,6 +226,18 @@ def test_the_engine_runs_the_fast_steps_on_the_lower_precisions_graphs(monkeypat
 
     monkeypatch.setattr(VGG, "loss_and_grad", counted_loss_and_grad)
     monkeypatch.setattr(VGG, "forward", counted_forward)
+    return seen
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("targets", ["fp32", "own"])
+def test_the_engine_runs_the_fast_steps_on_the_lower_precisions_graphs(monkeypatch, targets):
+    """The scales below the top and every detail pass evaluate on the lower precision, the top's
+    full pass on fp32; the targets come from fp32's graphs (the default) or from each precision's own."""
+    from conftest import shared_image
+    from nst_runtime.engine import runner
+
+    seen = count_evaluations(monkeypatch, targets)
     options = make_options(size=128, quality="draft", device="openvino")
     result = runner.run(shared_image("golden_gate.jpg"), [shared_image("starry_night.jpg")], options)
     top = result.scales[-1]
@@ -246,3 +254,34 @@ def test_the_engine_runs_the_fast_steps_on_the_lower_precisions_graphs(monkeypat
     exact_evaluations = sum(1 for kind, who, width in seen if kind == "loss" and who == "exact")
     assert top.steps <= exact_evaluations <= top.steps + 4
     assert result.device == "cpu"  # both MLAS here: "openvino-bf16+cpu" on OpenVINO
+
+
+def test_look_scales_below_the_top_take_the_lower_precision():
+    options = make_options(quality="draft", size=0)
+    plan = plan_scales(options, 1536, 2048)
+    looks = [s for s in plan if s.look is not None]
+    assert [s.width for s in looks] == [1024, 2048]
+    assert looks[0].fast_steps == looks[0].steps > 0
+    assert looks[-1].fast_steps == 0  # the top's full pass in fp32, as a preview's top
+    fp32 = timing.estimate(1536, 2048, options, 1, CPU_SPEED, load_now=None)
+    half = timing.estimate(1536, 2048, options, 1, fast_speed(0.5, startup_s=CPU_SPEED.startup_s), load_now=None)
+    assert half.scales[-2].seconds < fp32.scales[-2].seconds
+    assert half.scales[-2].fast_evaluations == half.scales[-2].evaluations
+
+
+@pytest.mark.slow
+def test_a_look_scale_below_the_top_evaluates_itself_and_its_look_in_the_lower_precision(monkeypatch):
+    from PIL import Image
+
+    from conftest import shared_image
+    from nst_runtime.engine import runner
+
+    seen = count_evaluations(monkeypatch)
+    options = make_options(size=0, look_size=64, quality="draft", device="openvino")
+    content = Image.open(shared_image("golden_gate.jpg")).convert("RGB").resize((256, 192))
+    result = runner.run(content, [shared_image("starry_night.jpg")], options)
+    assert [(s.width, s.look) for s in result.scales if s.look] == [(128, (48, 64)), (256, (48, 64))]
+    loss_at = {(who, width) for kind, who, width in seen if kind == "loss"}
+    assert {("fast", 128), ("fast", 64)} <= loss_at  # the look scale below the top, and its look
+    assert {("exact", 256), ("exact", 64)} <= loss_at  # the top, and its look
+    assert ("exact", 128) not in loss_at

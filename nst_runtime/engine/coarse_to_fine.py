@@ -143,15 +143,18 @@ class CoarseToFine:
             gamma = self.gamma * scale.pixels / self.gamma_pixels
         return ProjectedLBFGS(scale.history, bounds=(0.0, 1.0), gamma=gamma)
 
-    def _evaluator(self, objective: Objective, scale: Scale) -> Evaluator:
-        """How the scale's objective is evaluated; above the look's size, plus the look: the
-        preview's objective on the image resized to the preview's size (nst_runtime.evaluation.look)."""
-        chosen = choose_evaluator(self.vgg, objective, self.options, scale)
+    def _evaluator(self, objective: Objective, scale: Scale, fast: bool = False) -> Evaluator:
+        """How the scale's objective is evaluated (in the lower precision where ``fast``); above
+        the look's size, plus the look: the preview's objective on the image resized to the
+        preview's size (nst_runtime.evaluation.look), in the same precision."""
+        vgg, builder = (self.fast_vgg, self.fast_builder) if fast else (self.vgg, self.builder)
+        assert vgg is not None
+        chosen = choose_evaluator(vgg, objective, self.options, scale)
         if scale.look is None:
             return chosen
-        look_objective = dataclasses.replace(self.builder.at(*scale.look), pixel=())  # pixel terms: counted once
+        look_objective = dataclasses.replace(builder.at(*scale.look), pixel=())  # pixel terms: counted once
         look_scale = dataclasses.replace(scale, height=scale.look[0], width=scale.look[1], look=None)
-        return LookEvaluator(chosen, choose_evaluator(self.vgg, look_objective, self.options, look_scale), scale.look)
+        return LookEvaluator(chosen, choose_evaluator(vgg, look_objective, self.options, look_scale), scale.look)
 
     def _counted(self, evaluator: Evaluator) -> Evaluator:
         def evaluate(x: torch.Tensor) -> tuple[dict[str, float], torch.Tensor]:
@@ -207,7 +210,7 @@ class CoarseToFine:
         phases = []
         fast_steps = scale.fast_steps if self.fast_vgg is not None else 0
         if fast_steps:
-            fast = choose_evaluator(self.fast_vgg, fast_objective, self.options, scale)
+            fast = self._evaluator(fast_objective, scale, fast=True)
             phases.append((Remembering(self._counted(fast)), fast, fast_steps))
         if scale.steps > fast_steps:
             chosen = self._evaluator(objective, scale)

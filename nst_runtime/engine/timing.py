@@ -579,7 +579,8 @@ def estimate(
         )
         if fast_evaluations:
             first = speed.fast_first_evaluation or speed.first_evaluation
-            seconds += first(pixels) + fast_evaluations * speed.fast(pixels)  # type: ignore[misc]
+            fast_look = speed.fast(look) if look else 0.0  # type: ignore[misc]
+            seconds += first(pixels) + fast_evaluations * (speed.fast(pixels) + fast_look)  # type: ignore[misc]
         detail_steps = getattr(scale, "detail_steps", 0) if detail_pass and n_styles else 0
         detail_evaluations = detail_steps + EXTRA_EVALUATIONS_PER_SCALE if detail_steps else 0
         if detail_steps:

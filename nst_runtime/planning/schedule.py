@@ -122,8 +122,8 @@ class Scale:
     # before these take the lower precision, all with fp32 targets (docs/benchmarks.md §9).
     exact_steps: int | None = None
     look: tuple[int, int] | None = None  # above the look's size: that size (height, width), where the
-    # preview's whole objective is evaluated on this scale's image resized to it; only the shallow
-    # style layers are evaluated at this scale's own size (nst_runtime.evaluation.look)
+    # preview's whole objective is evaluated on this scale's image resized to it, beside the
+    # scale's own objective (nst_runtime.evaluation.look)
 
     def __iter__(self) -> Iterator[int]:
         return iter((self.height, self.width, self.steps))
@@ -214,7 +214,8 @@ def look_scales(options: Options, look: tuple[int, int], height: int, width: int
     ratio larger than the one before, with the preset's ``look_steps`` (or the explicit steps),
     scaled to the scale's size from LOOK_STEPS_PIXELS on, and no detail pass. Fewer steps at a new
     size leave the shallow layers' pooling lattice in the image (docs/benchmarks.md §10), so the
-    work stays whole four times further up than below the look."""
+    work stays whole four times further up than below the look. Where the device has a faster
+    lower precision, the scales below the top run in it, as the preview's scales below its top do."""
     preset = PRESETS[options.quality]
     longest = max(height, width) / max(look)
     count = max(1, math.ceil(math.log(longest) / math.log(preset.scale_ratio) - 1e-9))
@@ -225,7 +226,8 @@ def look_scales(options: Options, look: tuple[int, int], height: int, width: int
         factor = longest ** ((i - count) / count)  # 1/longest at the look, 1 at the top
         h, w = (height, width) if i == count else (max(16, round(height * factor)), max(16, round(width * factor)))
         n = steps if options.steps is not None else full_resolution_steps(steps, h * w, preset, LOOK_STEPS_PIXELS)
-        scales.append(Scale(h, w, n, tolerance, 0, look=look))
+        exact = preset.exact_final_steps if i == count else 0  # as below the look: the top's pass in fp32
+        scales.append(Scale(h, w, n, tolerance, 0, exact_steps=exact, look=look))
     return scales
 
 
