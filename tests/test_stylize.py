@@ -244,3 +244,24 @@ def test_the_detail_pass_reports_its_steps_and_can_be_cancelled(content, style, 
             progress=cancel_in_the_detail_pass,
             cancel=cancel,
         )
+
+
+def test_the_progress_gives_each_scale_its_priced_share_of_the_run(content, style, monkeypatch):
+    """With this machine's prices stored, a scale's share of the progress is its priced time (the
+    estimate's), not its pixels: the ETA then holds where scales differ in speed."""
+    import itertools
+
+    from test_estimate import SPEED
+
+    from nst_runtime.engine import timing
+
+    monkeypatch.setattr(timing, "stored_speed", lambda options: SPEED)
+    options = make_options(size=128, quality="draft")
+    events: list = []
+    result = run(content, [style], options, progress=events.append)
+    prices = [s.seconds for s in timing.price_scales(result.scales, options, 1, SPEED)]
+    shares = [t / sum(prices) for t in itertools.accumulate(prices)]
+    ends = {e.scale: e.fraction for e in events if e.kind == "progress" and e.step == e.steps}
+    assert [ends[i + 1] for i in range(len(prices))] == pytest.approx(shares)
+    by_pixels = [s.work * (s.steps + 0.35 * s.detail_steps) for s in result.scales]
+    assert shares[0] != pytest.approx(by_pixels[0] / sum(by_pixels), rel=0.05)  # the prices did change them

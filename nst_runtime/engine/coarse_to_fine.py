@@ -93,8 +93,9 @@ class CoarseToFine:
         )
         self.coverage = guides.coverage if guides is not None else None
         self.init = to_tensor(init.rgb, self.device) if init is not None else None
-        self.work_total = sum(s.work * (s.steps + DETAIL_COST * s.detail_steps) for s in self.scales) or 1
-        self.work_done = 0
+        self.step_work = [s.work for s in self.scales]  # what a step of each scale counts in the progress
+        self.work_total = self._total_work()
+        self.work_done = 0.0
         self.evaluations = 0
         self.detail_vgg: VGG | None = None  # the graphs cut after relu3_1, when the schedule has detail passes
         # The same graphs in a faster, lower precision (OpenVINO's bf16), where the device has one:
@@ -155,6 +156,24 @@ class CoarseToFine:
         look_objective = dataclasses.replace(builder.at(*scale.look), pixel=())  # pixel terms: counted once
         look_scale = dataclasses.replace(scale, height=scale.look[0], width=scale.look[1], look=None)
         return LookEvaluator(chosen, choose_evaluator(vgg, look_objective, self.options, look_scale), scale.look)
+
+    def _total_work(self) -> float:
+        return (
+            sum(w * (s.steps + DETAIL_COST * s.detail_steps) for w, s in zip(self.step_work, self.scales, strict=True))
+            or 1.0
+        )
+
+    def weigh(self, seconds: Sequence[float]) -> None:
+        """Count the progress in these prices of the scales (``engine.timing.price_scales``) instead
+        of pixels: a scale's share is then its time, its fixed costs and its lower precision's
+        faster steps included, and the ETA, the time so far scaled by the share left, holds across
+        scales of different speeds. Within a scale its steps count alike (a detail step
+        ``DETAIL_COST`` of a full one)."""
+        counts = [s.steps + DETAIL_COST * s.detail_steps for s in self.scales]
+        if len(seconds) != len(self.scales) or any(t <= 0 for t, n in zip(seconds, counts, strict=True) if n > 0):
+            return  # prices for another plan, or none for a scale that runs: pixels, as before
+        self.step_work = [t / n if n > 0 else 0.0 for t, n in zip(seconds, counts, strict=True)]
+        self.work_total = self._total_work()
 
     def _counted(self, evaluator: Evaluator) -> Evaluator:
         def evaluate(x: torch.Tensor) -> tuple[dict[str, float], torch.Tensor]:
@@ -247,7 +266,7 @@ class CoarseToFine:
 
         def on_step(step: int, loss: float, best: torch.Tensor) -> bool:
             self.last_loss = loss
-            self.work_done = done_before + scale.work * step
+            self.work_done = done_before + self.step_work[index] * step
             self._report(index, done + step, total, loss, scale.height, scale.width)
             self._maybe_preview(best, index, done + step, total)
             return not self.controls.finishing
@@ -273,7 +292,7 @@ class CoarseToFine:
         detail = objective.restricted(DETAIL_LAYERS)
         vgg = (self.fast_detail_vgg or self.detail_vgg) if scale.detail_steps and detail.styles else None
         if vgg is None:  # Adam, or a graph folder of the user's own (it holds only the full set)
-            self.work_done += scale.work * DETAIL_COST * scale.detail_steps
+            self.work_done += self.step_work[index] * DETAIL_COST * scale.detail_steps
             return x, 0
         # The scale's memory room holds the detail graphs too: tiled (exactly) where the whole
         # image's shallow evaluation does not fit it, like the full objective's.
@@ -296,13 +315,13 @@ class CoarseToFine:
 
         def on_step(step: int, loss: float, best: torch.Tensor) -> bool:
             progress["steps"] = step
-            self.work_done = done_before + scale.work * DETAIL_COST * step
+            self.work_done = done_before + self.step_work[index] * DETAIL_COST * step
             self._report(index, step, total, math.nan, scale.height, scale.width, phase="detail")
             self._maybe_preview(best, index, step, total)
             return not self.controls.finishing
 
         result = minimize(evaluate, x, self._optimiser(scale), scale.detail_steps, on_step=on_step)
-        self.work_done = done_before + scale.work * DETAIL_COST * scale.detail_steps
+        self.work_done = done_before + self.step_work[index] * DETAIL_COST * scale.detail_steps
         if self.release:  # the detail tiles' free chunks go before the full objective's arrive
             vgg.release_memory()
         return result.x, result.steps
@@ -321,7 +340,7 @@ class CoarseToFine:
 
     def _skip(self, index: int, steps: float, x: torch.Tensor, report: bool = True) -> None:
         """Count steps that will not run as done, so the progress still reaches the scale's end."""
-        self.work_done += self.scales[index].work * steps
+        self.work_done += self.step_work[index] * steps
         if report:
             total = self.scales[index].steps
             self._report(index, total, total, self.last_loss, x.shape[2], x.shape[3])

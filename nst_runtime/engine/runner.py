@@ -34,6 +34,7 @@ from ..planning.schedule import Scale
 from ..vgg.devices import precisions
 from ..vgg.features import VGG, get_vgg
 from ..vgg.graphs import DETAIL_LAYERS
+from . import timing
 from .coarse_to_fine import CoarseToFine, Controls, ProgressCallback
 
 
@@ -143,6 +144,8 @@ def run(
         job.use_fast(vgg_on(fast), vgg_on(fast, DETAIL_LAYERS, None) if detail else None)
     elif detail:
         job.detail_vgg = vgg_on(exact, DETAIL_LAYERS, None)
+    if (speed := timing.stored_speed(options)) is not None:  # the progress in time, not pixels
+        job.weigh([s.seconds for s in timing.price_scales(job.scales, options, len(style_imgs), speed, detail)])
     models = [m for m in (vgg, job.fast_vgg, job.detail_vgg, job.fast_detail_vgg) if m is not None]
     with contextlib.ExitStack() as stack:
         for model in models:

@@ -472,13 +472,13 @@ def auto_device(
     now, priced on the default run (512 px, normal), and the fastest within ``AUTO_MARGIN`` of MLAS
     is stored (never bf16 without AMX: not measured there)."""
     from ..options import Options
-    from ..vgg.devices import choose, cpu_has_amx, resolve, stored_choice
+    from ..vgg.devices import choose, cpu_has_amx, stored_choice
     from ..vgg.sessions import OPENVINO_GPU, cuda_usable, openvino_available
 
     if cuda_usable():
         return "auto"
     if not recalibrate and stored_choice() is not None:
-        return "cpu" if (chosen := resolve("auto")) == "auto" else chosen
+        return _stored_auto()
     measured: dict[str, float] = {}
     amx = cpu_has_amx()
     candidates = ["cpu", *(["openvino"] if amx and openvino_available() else [])]
@@ -492,6 +492,24 @@ def auto_device(
     store_choice(choice, measured)
     log(f"auto runs on {choice} here ({', '.join(f'{d} {t:.0f} s' for d, t in measured.items())} for 512 px)")
     return choice
+
+
+def _stored_auto() -> str:
+    """``auto`` on a machine without CUDA, as its stored choice says (MLAS where it says nothing)."""
+    from ..vgg.devices import resolve
+
+    return "cpu" if (chosen := resolve("auto")) == "auto" else chosen
+
+
+def stored_speed(options) -> Speed | None:
+    """The prices ``speed_for`` would use for ``options`` where they are stored; never measures
+    (the engine's progress weighs its scales by them)."""
+    from ..vgg.sessions import cuda_usable
+
+    device = options.device
+    if device == "auto" and not cuda_usable():
+        device = _stored_auto()
+    return load_speed(replace(options, device=device))
 
 
 def store_choice(device: str, measured: dict[str, float], path: Path | None = None) -> None:
@@ -532,27 +550,9 @@ def optimiser_seconds(steps: int, pixels: float, speed: Speed) -> float:
     return steps * pairs * speed.pair(pixels)
 
 
-def estimate(
-    height: int,
-    width: int,
-    options,
-    n_styles: int,
-    speed: Speed,
-    load_now: float | None = math.nan,
-    detail_pass: bool = True,
-) -> Estimate:
-    """The time of a run on a height × width content: the engine's schedule at this machine's prices,
-    scaled by how busy the machine is now against when it was measured (``load_now``: the 1-minute
-    load average; by default read now, None: not scaled).
-
-    A scale's detail steps (``Scale.detail_steps``: L-BFGS on the shallow style layers before the
-    full objective) are priced at the detail graphs' measured speed; the engine skips them with
-    Adam and with a graph folder of the user's own (``detail_pass=False``)."""
-    from ..options import compute_size
-    from ..planning.schedule import plan_scales
-
-    h, w = compute_size(height, width, options.size)
-    scales = plan_scales(options, h, w)
+def price_scales(scales, options, n_styles: int, speed: Speed, detail_pass: bool = True) -> list[ScaleEstimate]:
+    """Each scale's time at the measured prices, unscaled by the load: the estimate's sum, and the
+    weights by which the engine's progress counts its scales (``Scale.cost``: tiles cost more)."""
     shares = [b for b in options.blend(n_styles) if b > 0]
     # the targets: the content's features plus each style's at style_scale² times the area
     targets_factor = (1.0 + len(shares) * options.style_scale**2) / 2.0
@@ -601,6 +601,31 @@ def estimate(
                 fast_evaluations,
             )
         )
+    return priced
+
+
+def estimate(
+    height: int,
+    width: int,
+    options,
+    n_styles: int,
+    speed: Speed,
+    load_now: float | None = math.nan,
+    detail_pass: bool = True,
+) -> Estimate:
+    """The time of a run on a height × width content: the engine's schedule at this machine's prices,
+    scaled by how busy the machine is now against when it was measured (``load_now``: the 1-minute
+    load average; by default read now, None: not scaled).
+
+    A scale's detail steps (``Scale.detail_steps``: L-BFGS on the shallow style layers before the
+    full objective) are priced at the detail graphs' measured speed; the engine skips them with
+    Adam and with a graph folder of the user's own (``detail_pass=False``)."""
+    from ..options import compute_size
+    from ..planning.schedule import plan_scales
+
+    h, w = compute_size(height, width, options.size)
+    scales = plan_scales(options, h, w)
+    priced = price_scales(scales, options, n_styles, speed, detail_pass)
     if load_now is not None and math.isnan(load_now):
         load_now = _load_average()
     factor = load_factor(speed, load_now)
