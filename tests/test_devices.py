@@ -267,6 +267,14 @@ def test_look_scales_below_the_top_take_the_lower_precision():
     half = timing.estimate(1536, 2048, options, 1, fast_speed(0.5, startup_s=CPU_SPEED.startup_s), load_now=None)
     assert half.scales[-2].seconds < fp32.scales[-2].seconds
     assert half.scales[-2].fast_evaluations == half.scales[-2].evaluations
+    # where the memory plan tiles a scale, it runs in fp32 (OpenVINO's tiles were no faster and
+    # held twice the budget), and the estimate plans the memory to price it so
+    assert dataclasses.replace(looks[0], tiles=4).fast_steps == 0
+    tight = dataclasses.replace(options, max_memory=6 * 2**30)  # as in bench/full_resolution.py
+    tiled = timing.estimate(3000, 4000, tight, 1, fast_speed(0.5, startup_s=CPU_SPEED.startup_s), load_now=None)
+    assert [s.width for s in tiled.scales[-3:]] == [1016, 2016, 4000]
+    assert tiled.scales[-3].fast_evaluations == tiled.scales[-3].evaluations  # whole: bf16
+    assert tiled.scales[-2].fast_evaluations == tiled.scales[-1].fast_evaluations == 0  # tiled: fp32
 
 
 @pytest.mark.slow

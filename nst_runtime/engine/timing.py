@@ -604,6 +604,18 @@ def price_scales(scales, options, n_styles: int, speed: Speed, detail_pass: bool
     return priced
 
 
+def _memory_planned(scales: list, options, height: int, width: int) -> list:
+    """The scales as the run's memory plan tiles them on the CPU (the lower precisions are CPU
+    devices here), the photo's copies reserved; as planned where the plan refuses the run."""
+    from ..planning import memory
+
+    budget, _ = memory.resolve_budget(options.max_memory, "cpu")
+    try:
+        return memory.plan_memory(scales, options, budget, 2 * memory.image_bytes(height, width))
+    except NSTError:
+        return scales
+
+
 def estimate(
     height: int,
     width: int,
@@ -625,6 +637,8 @@ def estimate(
 
     h, w = compute_size(height, width, options.size)
     scales = plan_scales(options, h, w)
+    if speed.fast is not None:  # a scale the memory plan tiles runs in fp32 (``Scale.fast_steps``)
+        scales = _memory_planned(scales, options, h, w)
     priced = price_scales(scales, options, n_styles, speed, detail_pass)
     if load_now is not None and math.isnan(load_now):
         load_now = _load_average()

@@ -282,12 +282,14 @@ def plan_memory(
     tile_size = aligned_tile(options.tile_size)
     fitted = []
     for scale in reversed(scales):  # the largest first: a refusal names the size the user asked for
+        # above the look's size, each step also evaluates the look, whole, at its size (evaluation.look)
+        look = estimator.evaluation("fused", *scale.look) if getattr(scale, "look", None) else 0
         fit = fit_scale(
             estimator,
             budget,
             scale.height,
             scale.width,
-            reserved=reserved,
+            reserved=reserved + look,
             history=scale.history,
             steps=scale.steps,
             tile_size=tile_size,

@@ -140,8 +140,12 @@ class Scale:
 
     @property
     def fast_steps(self) -> int:
-        """The full pass's steps that may run in a lower precision (the first ones)."""
-        return 0 if self.exact_steps is None else max(0, self.steps - self.exact_steps)
+        """The full pass's steps that may run in a lower precision (the first ones); none where the
+        memory plan tiles the scale: OpenVINO's tiles ran no faster than MLAS's and held twice the
+        budget (docs/benchmarks.md §10)."""
+        if self.exact_steps is None or self.tiles:
+            return 0
+        return max(0, self.steps - self.exact_steps)
 
     @property
     def work(self) -> float:
