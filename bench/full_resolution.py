@@ -15,7 +15,7 @@ Steps: ``speed`` (measure this machine's speed for the estimates), ``normal512``
 own size, --max-memory 6G), ``look`` (bench/full_size_look.py: the 12-MP draft against the
 512-px draft, its preview), ``refuse`` (24 MP under --max-memory 300M), ``draft24``
 (24 MP, draft, --max-memory 8G), ``score`` (bench/objective.py at full resolution, tiled, for
-the 12-MP result and the 512-px result upscaled), ``crops`` (100 % crops of both into docs/).
+the 12-MP result and the 512-px result upscaled), ``crops`` (100 % crops of the 12-MP draft and of its preview, the 512-px draft as nst scales it back, into docs/).
 
 ``probe12`` and ``probe24`` are the short form of ``draft12`` and ``draft24`` for a contended
 host: the coarse scales get 0 steps (skipped) and the full-size scale the draft's own steps, so
@@ -95,7 +95,7 @@ def eta_errors(stamped: list[tuple[float, str]], wall: float) -> list[dict]:
     rows = []
     for at, line in stamped:
         found = re.search(r"ETA (?:(\d+):)?(\d+):(\d+)$", line)
-        if not found or at < 0.1 * wall:
+        if not found or at < 0.1 * wall or " 100% " in line:  # at 100 %: only the result's writing is left
             continue
         hours, minutes, seconds = (int(g or 0) for g in found.groups())
         eta, left = hours * 3600 + minutes * 60 + seconds, wall - at
@@ -236,7 +236,7 @@ def main() -> int:
             summary["look"] = json.loads(line) if line.startswith("{") else {"failed": line[-400:]}
             print(json.dumps(summary["look"]), flush=True)
         elif step == "crops":
-            crops(results["draft12"], results["normal512"], REPO / "docs")
+            crops(results["draft12"], results["draft512"], REPO / "docs")  # the full size beside its preview
         summary_path.write_text(json.dumps(summary, indent=2) + "\n")
     for key in ("draft12", "normal12"):
         if "normal512" in summary and key in summary:
