@@ -15,7 +15,8 @@ Steps: ``speed`` (measure this machine's speed for the estimates), ``normal512``
 own size, --max-memory 6G), ``look`` (bench/full_size_look.py: the 12-MP draft against the
 512-px draft, its preview), ``refuse`` (24 MP under --max-memory 300M), ``draft24``
 (24 MP, draft, --max-memory 8G), ``score`` (bench/objective.py at full resolution, tiled, for
-the 12-MP result and the 512-px result upscaled), ``crops`` (100 % crops of the 12-MP draft and of its preview, the 512-px draft as nst scales it back, into docs/).
+the 12-MP result and the 512-px result upscaled), ``crops`` (100 % crops of the 12-MP draft
+and of its preview, the 512-px draft as nst scales it back, into docs/).
 
 ``probe12`` and ``probe24`` are the short form of ``draft12`` and ``draft24`` for a contended
 host: the coarse scales get 0 steps (skipped) and the full-size scale the draft's own steps, so
