@@ -38,6 +38,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+NST = str(REPO / ".venv" / "bin" / "nst")
 SHARED = REPO.parent / "shared" / "images"
 STYLE = SHARED / "starry_night.jpg"
 MOSAIC = ("golden_gate.jpg", "rocket.jpg", "coffee.png", "chelsea.png")
@@ -85,8 +86,7 @@ def uptime() -> str:
 
 def estimated(args: list[str]) -> float | None:
     """What ``nst estimate`` says the run will take, in seconds (on the cached speed)."""
-    nst = str(REPO / ".venv" / "bin" / "nst")
-    done = subprocess.run([nst, "estimate", *args, "--json", "-q"], capture_output=True, text=True, env=_env())
+    done = subprocess.run([NST, "estimate", *args, "--json", "-q"], capture_output=True, text=True, env=_env())
     lines = done.stdout.strip().splitlines()
     return json.loads(lines[-1])["seconds"] if done.returncode == 0 and lines else None
 
@@ -114,7 +114,7 @@ def timed(name: str, args: list[str], out_dir: Path) -> dict:
     stamped: list[tuple[float, str]] = []
     with open(log, "w") as f:
         run = subprocess.Popen(
-            ["/usr/bin/time", "-v", str(REPO / ".venv" / "bin" / "nst"), *args],
+            ["/usr/bin/time", "-v", NST, *args],
             stderr=subprocess.STDOUT,
             stdout=subprocess.PIPE,
             text=True,
@@ -213,8 +213,7 @@ def main() -> int:
                      top_scale_only(photos[photo], args.probe_steps), "--max-memory", budget]  # fmt: skip
     for step in steps:
         if step == "speed":  # measure this machine's speed now, for the estimates that precede each run
-            nst = str(REPO / ".venv" / "bin" / "nst")
-            subprocess.run([nst, "estimate", str(photos["12mp"]), style, "--recalibrate", "-q"], check=True, env=_env())
+            subprocess.run([NST, "estimate", str(photos["12mp"]), style, "--recalibrate", "-q"], check=True, env=_env())
             summary["speed"] = {"uptime": uptime()}
         elif step in runs:
             summary[step] = timed(step, runs[step], out)

@@ -158,10 +158,7 @@ class CoarseToFine:
         return LookEvaluator(chosen, choose_evaluator(vgg, look_objective, self.options, look_scale), scale.look)
 
     def _total_work(self) -> float:
-        return (
-            sum(w * (s.steps + DETAIL_COST * s.detail_steps) for w, s in zip(self.step_work, self.scales, strict=True))
-            or 1.0
-        )
+        return sum(w * _counted_steps(s) for w, s in zip(self.step_work, self.scales, strict=True)) or 1.0
 
     def weigh(self, seconds: Sequence[float]) -> None:
         """Count the progress in these prices of the scales (``engine.timing.price_scales``) instead
@@ -169,7 +166,7 @@ class CoarseToFine:
         faster steps included, and the ETA, the time so far scaled by the share left, holds across
         scales of different speeds. Within a scale its steps count alike (a detail step
         ``DETAIL_COST`` of a full one)."""
-        counts = [s.steps + DETAIL_COST * s.detail_steps for s in self.scales]
+        counts = [_counted_steps(s) for s in self.scales]
         if len(seconds) != len(self.scales) or any(t <= 0 for t, n in zip(seconds, counts, strict=True) if n > 0):
             return  # prices for another plan, or none for a scale that runs: pixels, as before
         self.step_work = [t / n if n > 0 else 0.0 for t, n in zip(seconds, counts, strict=True)]
@@ -354,6 +351,11 @@ class CoarseToFine:
         self.emit(
             Progress(index + 1, len(self.scales), step, steps, loss, fraction, eta, elapsed, height, width, phase)
         )
+
+
+def _counted_steps(scale: Scale) -> float:
+    """A scale's steps as the progress counts them: a detail step ``DETAIL_COST`` of a full one."""
+    return scale.steps + DETAIL_COST * scale.detail_steps
 
 
 @dataclass

@@ -554,7 +554,9 @@ def optimiser_seconds(steps: int, pixels: float, speed: Speed) -> float:
 
 def price_scales(scales, options, n_styles: int, speed: Speed, detail_pass: bool = True) -> list[ScaleEstimate]:
     """Each scale's time at the measured prices, unscaled by the load: the estimate's sum, and the
-    weights by which the engine's progress counts its scales (``Scale.cost``: tiles cost more)."""
+    weights by which the engine's progress counts its scales. A tiled scale is priced as a whole
+    one (its 12-MP evaluations ran at ~1.05× the whole image's per-pixel time: docs/benchmarks.md
+    §10.1), and a scale runs in the lower precision only where ``Scale.fast_steps`` says so."""
     shares = [b for b in options.blend(n_styles) if b > 0]
     # the targets: the content's features plus each style's at style_scale² times the area
     targets_factor = (1.0 + len(shares) * options.style_scale**2) / 2.0
@@ -606,14 +608,18 @@ def price_scales(scales, options, n_styles: int, speed: Speed, detail_pass: bool
     return priced
 
 
-def _memory_planned(scales: list, options, height: int, width: int) -> list:
+def _memory_planned(scales: list, options, content: tuple[int, int], size: tuple[int, int]) -> list:
     """The scales as the run's memory plan tiles them on the CPU (the lower precisions are CPU
-    devices here), the photo's copies reserved; as planned where the plan refuses the run."""
+    devices here), with the content's copies reserved as the run reserves them (the paintings'
+    sizes are not known here); as planned where the plan refuses the run."""
+    from types import SimpleNamespace
+
     from ..planning import memory
 
     budget, _ = memory.resolve_budget(options.max_memory, "cpu")
+    photo = SimpleNamespace(height=content[0], width=content[1], alpha=None)
     try:
-        return memory.plan_memory(scales, options, budget, 2 * memory.image_bytes(height, width))
+        return memory.plan_memory(scales, options, budget, memory.reserved_bytes(photo, [], *size))
     except NSTError:
         return scales
 
@@ -640,7 +646,7 @@ def estimate(
     h, w = compute_size(height, width, options.size)
     scales = plan_scales(options, h, w)
     if speed.fast is not None:  # a scale the memory plan tiles runs in fp32 (``Scale.fast_steps``)
-        scales = _memory_planned(scales, options, h, w)
+        scales = _memory_planned(scales, options, (height, width), (h, w))
     priced = price_scales(scales, options, n_styles, speed, detail_pass)
     if load_now is not None and math.isnan(load_now):
         load_now = _load_average()

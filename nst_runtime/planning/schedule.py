@@ -149,7 +149,8 @@ class Scale:
 
     @property
     def work(self) -> float:
-        """What one step costs, in whole-image pixels: the progress fraction and the ETA count this."""
+        """What one step costs, in whole-image pixels: the progress fraction and the ETA count this
+        where this machine's prices are not stored (else ``engine.timing.price_scales``)."""
         return self.pixels * self.cost + self.look_pixels  # plus the look's own evaluation
 
     @property
@@ -219,7 +220,8 @@ def look_scales(options: Options, look: tuple[int, int], height: int, width: int
     scaled to the scale's size from LOOK_STEPS_PIXELS on, and no detail pass. Fewer steps at a new
     size leave the shallow layers' pooling lattice in the image (docs/benchmarks.md §10), so the
     work stays whole four times further up than below the look. Where the device has a faster
-    lower precision, the scales below the top run in it, as the preview's scales below its top do."""
+    lower precision, the scales below the top run in it where they run whole (``Scale.fast_steps``),
+    as the preview's scales below its top do."""
     preset = PRESETS[options.quality]
     longest = max(height, width) / max(look)
     count = max(1, math.ceil(math.log(longest) / math.log(preset.scale_ratio) - 1e-9))
